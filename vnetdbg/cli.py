@@ -1,0 +1,155 @@
+"""``vnetdbg COMMAND [CORE] [options]``: argument parsing, FreeBSD aliases, and turning
+every ``VnetdbgError`` into one line ``vnetdbg: <message>`` with exit status 1.
+
+CORE may be given as ``-M CORE`` (netstat/kvm habit) or as the first positional argument
+that names an existing file; other positionals belong to the command (jls parameters,
+the DDB argument).  Usage errors exit 2 (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable
+
+from . import __version__
+from .errors import VnetdbgError
+from .reports import commands
+
+#: file-name prefixes savecore gives dumps; a positional starting so is the core even
+#: when the file is missing, so the user gets "file not found" rather than a jls error
+CORE_PREFIXES = ("vmcore", "livecore")
+
+
+class UsageError(Exception):
+    """Bad command line: reported like argparse's own errors (exit 2)."""
+
+
+def _output_format(args) -> str:
+    fmt = args.format
+    if args.libxo:
+        styles = args.libxo.split(",")
+        if "json" in styles:
+            fmt = "json-pretty" if "pretty" in styles else "json"
+        elif "text" in styles:
+            fmt = "text"
+        else:
+            raise UsageError(f"--libxo {args.libxo}: only text and json are supported")
+    return fmt
+
+
+def _common(p: argparse.ArgumentParser, kernel_short: bool = True) -> None:
+    g = p.add_argument_group("dump and kernel")
+    g.add_argument("-M", dest="core", metavar="CORE", help="crash dump (vmcore.N)")
+    names = ["-k", "--kernel"] + (["-N"] if kernel_short else [])
+    g.add_argument(*names, dest="kernel", metavar="KERNEL",
+                   help="kernel with debug info (default: kernel.debug or kernel beside "
+                        "the core, then /usr/lib/debug/boot/kernel/kernel.debug)")
+    g.add_argument("--force", action="store_true",
+                   help="go on even if the kernel does not match the dump")
+    g.add_argument("--types", choices=("auto", "drgn", "dwarf"),
+                   default=os.environ.get("VNETDBG_TYPES", "auto"),
+                   help="type provider: drgn (fast, Linux x86_64) or dwarf (pure Python)")
+    g.add_argument("--cache-dir", help="where the dwarf provider caches type layouts")
+    o = p.add_argument_group("output")
+    o.add_argument("--format", choices=("text", "json", "json-pretty"), default="text")
+    o.add_argument("--libxo", metavar="STYLE", help="libxo style, e.g. json or json,pretty")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vnetdbg",
+        description="Show jails and VNET network stacks from a FreeBSD crash dump.")
+    parser.add_argument("--version", action="version", version=f"vnetdbg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("jls", help="list jails as jls(8) would have", add_help=False,
+                       description="jls(8) on the crashed machine.")
+    _common(p, kernel_short=False)  # jls's own -N means "show names"
+    p.add_argument("-v", dest="verbose", action="store_true", help="verbose form")
+    p.add_argument("-d", "-a", dest="dying", action="store_true", help="include dying jails")
+    p.add_argument("-N", dest="by_name", action="store_true", help="names instead of JIDs")
+    p.add_argument("-n", dest="name_value", action="store_true", help="name=value pairs")
+    p.add_argument("-h", dest="header", action="store_true", help="header line of names")
+    p.add_argument("-q", dest="quote", action="store_true", help="quote values")
+    p.add_argument("-j", dest="jail", metavar="JID|NAME", help="this jail only")
+    p.add_argument("--help", action="help", help="show this help")
+    p.add_argument("words", nargs="*", metavar="[CORE] [param ...]")
+    p.set_defaults(func=commands.jls)
+
+    p = sub.add_parser("show", help="DDB show commands: show prison [JID|ADDR]",
+                       description="DDB's show commands, as printed on the crashed machine.")
+    _common(p)
+    p.add_argument("words", nargs="+", metavar="WHAT [ARG] [CORE]")
+    p.set_defaults(func=commands.show)
+
+    p = sub.add_parser("info", help="what the dump is: format, kernel, panic, messages")
+    _common(p)
+    p.add_argument("-l", "--lines", type=int, default=10,
+                   help="message buffer lines to show (default 10)")
+    p.add_argument("words", nargs="*", metavar="CORE")
+    p.set_defaults(func=commands.info)
+
+    p = sub.add_parser("dmesg", help="the kernel message buffer")
+    _common(p)
+    p.add_argument("words", nargs="*", metavar="CORE")
+    p.set_defaults(func=commands.dmesg)
+    return parser
+
+
+def split_core(args) -> None:
+    """Take CORE out of the positionals (unless -M gave it)."""
+    if args.core is None:
+        for i, word in enumerate(args.words):
+            if os.path.isfile(word) or os.path.basename(word).startswith(CORE_PREFIXES):
+                args.core = word
+                del args.words[i]
+                break
+    if args.core is None:
+        raise VnetdbgError("no crash dump given (vnetdbg COMMAND CORE, or -M CORE); "
+                           "live kernels are not supported yet")
+
+
+def _stdout() -> None:
+    """Kernel strings are bytes: write undecodable ones back unchanged."""
+    try:
+        sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        pass
+
+
+def emit_json(obj, fmt: str) -> None:
+    text = json.dumps(obj, indent=2 if fmt == "json-pretty" else None, ensure_ascii=False)
+    sys.stdout.write(text + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _stdout()
+    func: Callable = args.func
+    try:
+        args.output = _output_format(args)
+        split_core(args)
+        problems = func(args) or []
+    except UsageError as e:
+        parser.error(str(e))
+    except VnetdbgError as e:
+        sys.stdout.flush()
+        print(f"vnetdbg: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    sys.stdout.flush()
+    for problem in problems:
+        print(f"vnetdbg: warning: {problem}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

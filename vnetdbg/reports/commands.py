@@ -1,0 +1,128 @@
+"""One function per CLI command: open the dump, gather with the FreeBSD helpers, render.
+
+Each returns the list of problems met on the way (broken lists, unreadable objects);
+the CLI prints them as warnings after the (partial) report.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+from ..errors import VnetdbgError
+from ..freebsd.jail import all_prisons
+from ..freebsd.msgbuf import msgbuf_bytes
+from ..session import open_session
+from . import ddb_prison, info as info_report, jls as jls_report
+
+
+@contextmanager
+def _session(args):
+    session = open_session(args.core, args.kernel, force=args.force, types=args.types,
+                           cache_dir=args.cache_dir)
+    try:
+        for warning in session.warnings:
+            print(f"vnetdbg: warning: {warning}", file=sys.stderr)
+        yield session
+    finally:
+        session.close()
+
+
+def _write_lines(lines) -> None:
+    out = sys.stdout
+    for line in lines:
+        out.write(line)
+        out.write("\n")
+
+
+def _emit_json(obj, args) -> None:
+    from ..cli import emit_json
+    emit_json(obj, args.output)
+
+
+def jls(args) -> list[str]:
+    problems: list[str] = []
+    with _session(args) as session:
+        prisons = all_prisons(session.target, problems)
+    jails = [p for p in prisons if p.jid != 0]  # jls run on the host lists its children
+    try:
+        jails = jls_report.select(jails, args.jail, include_dying=args.dying)
+    except ValueError as e:
+        raise VnetdbgError(str(e)) from None
+    params = list(args.words)
+    if args.output != "text":
+        _emit_json(jls_report.to_json(jails, params=params, verbose=args.verbose,
+                                      by_name=args.by_name, name_value=args.name_value,
+                                      header=args.header), args)
+    elif params or args.name_value or args.header:
+        _write_lines(jls_report.param_lines(jails, params, header=args.header,
+                                            name_value=args.name_value, quote=args.quote))
+    elif args.verbose:
+        _write_lines(jls_report.verbose_lines(jails))
+    else:
+        _write_lines(jls_report.default_lines(jails, by_name=args.by_name))
+    return problems
+
+
+def _prison_by_arg(prisons, arg: str):
+    """DDB's lookup: a JID with references, then any prison with that JID, then the
+    number as an address.  JIDs are decimal here; addresses take a 0x prefix."""
+    try:
+        number = int(arg, 0)
+    except ValueError:
+        raise VnetdbgError(f"show prison: {arg!r} is neither a JID nor an address") from None
+    if not arg.lower().startswith("0x"):
+        for want_refs in (True, False):
+            for p in prisons:
+                if p.jid == number and (p.ref > 0 or not want_refs):
+                    return p
+    for p in prisons:
+        if p.address == number:
+            return p
+    raise VnetdbgError(f"show prison: no prison with JID or address {arg}")
+
+
+def show(args) -> list[str]:
+    words = args.words
+    if words[0] not in ("prison", "prisons"):
+        raise VnetdbgError(f"show {words[0]}: unknown; try: show prison [JID|ADDR]")
+    if len(words) > 2:
+        raise VnetdbgError("usage: show prison [JID|ADDR]")
+    problems: list[str] = []
+    with _session(args) as session:
+        prisons = all_prisons(session.target, problems)
+        vimage = session.target.has_symbol("sysctl___kern_features_vimage")
+    chosen = [_prison_by_arg(prisons, words[1])] if len(words) == 2 else prisons
+    if args.output != "text":
+        _emit_json({"prison-information": {"prison": [ddb_prison.to_json(p, vimage=vimage)
+                                                      for p in chosen]}}, args)
+        return problems
+    for p in chosen:
+        _write_lines(ddb_prison.show_prison_lines(p, vimage=vimage))
+    return problems
+
+
+def info(args) -> list[str]:
+    if args.words:
+        raise VnetdbgError(f"info: unexpected argument {args.words[0]!r}")
+    with _session(args) as session:
+        already = len(session.warnings)
+        facts = info_report.gather(session, args.lines)
+        problems = session.warnings[already:]
+        if args.output != "text":
+            _emit_json(facts, args)
+        else:
+            _write_lines(info_report.text_lines(facts, session.match.describe()))
+    return problems
+
+
+def dmesg(args) -> list[str]:
+    if args.words:
+        raise VnetdbgError(f"dmesg: unexpected argument {args.words[0]!r}")
+    with _session(args) as session:
+        data = msgbuf_bytes(session.target)
+    if args.output != "text":
+        _emit_json({"message-buffer": data.decode("utf-8", "surrogateescape")}, args)
+    else:
+        sys.stdout.write(data.decode("utf-8", "surrogateescape"))
+    return []
