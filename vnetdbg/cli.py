@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", dest="name_value", action="store_true", help="name=value pairs")
     p.add_argument("-h", dest="header", action="store_true", help="header line of names")
     p.add_argument("-q", dest="quote", action="store_true", help="quote values")
+    p.add_argument("-s", dest="skip", action="store_true",
+                   help="only writable parameters, as jail(8) -c would take them")
     p.add_argument("-j", dest="jail", metavar="JID|NAME", help="this jail only")
     p.add_argument("--help", action="help", help="show this help")
     p.add_argument("words", nargs="*", metavar="[CORE] [param ...]")

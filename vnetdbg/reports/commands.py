@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+from dataclasses import asdict
 
 from ..errors import VnetdbgError
 from ..freebsd.jail import all_prisons
@@ -40,27 +41,36 @@ def _emit_json(obj, args) -> None:
     emit_json(obj, args.output)
 
 
+def _jls_form(args, params) -> str:
+    """Which jls form the options select (named parameters cancel -v, as in jls)."""
+    if params or args.name_value or args.header or args.skip:
+        return "params"
+    if args.verbose:
+        return "verbose"
+    return "name" if args.by_name else "default"
+
+
 def jls(args) -> list[str]:
     problems: list[str] = []
     with _session(args) as session:
         prisons = all_prisons(session.target, problems)
-    jails = [p for p in prisons if p.jid != 0]  # jls run on the host lists its children
+    params = list(args.words) or None
+    form = _jls_form(args, params)
     try:
-        jails = jls_report.select(jails, args.jail, include_dying=args.dying)
-    except ValueError as e:
+        jails = jls_report.select(prisons, args.jail, include_dying=args.dying)
+        if args.output != "text":
+            _emit_json(jls_report.to_json(jails, form, params=params,
+                                          name_value=args.name_value, skip=args.skip), args)
+        elif form == "params":
+            _write_lines(jls_report.param_lines(jails, params, header=args.header,
+                                                name_value=args.name_value,
+                                                quote=args.quote, skip=args.skip))
+        elif form == "verbose":
+            _write_lines(jls_report.verbose_lines(jails))
+        else:
+            _write_lines(jls_report.default_lines(jails, by_name=args.by_name))
+    except (jls_report.JailNotFound, jls_report.UnknownParameter) as e:
         raise VnetdbgError(str(e)) from None
-    params = list(args.words)
-    if args.output != "text":
-        _emit_json(jls_report.to_json(jails, params=params, verbose=args.verbose,
-                                      by_name=args.by_name, name_value=args.name_value,
-                                      header=args.header), args)
-    elif params or args.name_value or args.header:
-        _write_lines(jls_report.param_lines(jails, params, header=args.header,
-                                            name_value=args.name_value, quote=args.quote))
-    elif args.verbose:
-        _write_lines(jls_report.verbose_lines(jails))
-    else:
-        _write_lines(jls_report.default_lines(jails, by_name=args.by_name))
     return problems
 
 
@@ -92,13 +102,14 @@ def show(args) -> list[str]:
     with _session(args) as session:
         prisons = all_prisons(session.target, problems)
         vimage = session.target.has_symbol("sysctl___kern_features_vimage")
-    chosen = [_prison_by_arg(prisons, words[1])] if len(words) == 2 else prisons
     if args.output != "text":
-        _emit_json({"prison-information": {"prison": [ddb_prison.to_json(p, vimage=vimage)
-                                                      for p in chosen]}}, args)
-        return problems
-    for p in chosen:
-        _write_lines(ddb_prison.show_prison_lines(p, vimage=vimage))
+        chosen = [_prison_by_arg(prisons, words[1])] if len(words) == 2 else prisons
+        _emit_json({"prison-information": {"prison": [asdict(p) for p in chosen]}}, args)
+    elif len(words) == 2:
+        _write_lines(ddb_prison.show_prison_lines(_prison_by_arg(prisons, words[1]),
+                                                  vimage=vimage))
+    else:
+        _write_lines(ddb_prison.show_all_prisons_lines(prisons[0], prisons[1:], vimage=vimage))
     return problems
 
 
