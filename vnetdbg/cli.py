@@ -130,7 +130,13 @@ def emit_json(obj, fmt: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # positionals may follow options ("show prison 2 --types dwarf vmcore.0"): argparse
+    # stops a nargs="*" list at the first option, so collect the rest here
+    args, extra = parser.parse_known_args(argv)
+    for word in extra:
+        if word.startswith("-") and word != "-":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.words = list(getattr(args, "words", [])) + extra
     _stdout()
     func: Callable = args.func
     try:

@@ -57,7 +57,7 @@ class Session:
 
 
 def candidate_kernels(core_path: str) -> list[str]:
-    here = os.path.dirname(os.path.abspath(core_path))
+    here = os.path.dirname(core_path)  # keep relative paths relative in messages
     return [os.path.join(here, "kernel.debug"), os.path.join(here, "kernel"), *SYSTEM_KERNELS]
 
 
@@ -166,8 +166,11 @@ def _open_with(memory, core_path, kernel, force, types, cache_dir) -> Session:
     match = check_kernel(target, symbols, kernel_path, info)
     session = Session(core_path, kernel_path, memory, symbols, target, match, info)
     if match.ok is False:
+        # info.N says what was running; the string at the wrong kernel's `version`
+        # symbol is only a fragment of something else
+        said = (info or {}).get("version_string") if match.method != "info" else None
         message = (f"kernel does not match the dump: the dump has "
-                   f"\"{_first_line(match.dump_version)}\", {kernel_path} has "
+                   f"\"{_first_line(said or match.dump_version)}\", {kernel_path} has "
                    f"\"{_first_line(match.expected)}\"")
         if not force:
             raise VnetdbgError(message + " (use --force to go on anyway)")
