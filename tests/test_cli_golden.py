@@ -42,6 +42,9 @@ FORMS = {
     "info": ["info"],
     "info-json": ["info", "--format", "json-pretty"],
     "dmesg": ["dmesg"],
+    "vnets": ["vnets"],
+    "vnets-json": ["vnets", "--libxo", "json"],
+    "show-all-vnets": ["show", "all", "vnets"],
 }
 
 

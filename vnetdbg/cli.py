@@ -16,7 +16,7 @@ from typing import Callable
 
 from . import __version__
 from .errors import VnetdbgError
-from .reports import commands
+from .reports import commands, netcmds
 
 #: file-name prefixes savecore gives dumps; a positional starting so is the core even
 #: when the file is missing, so the user gets "file not found" rather than a jls error
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("words", nargs="*", metavar="[CORE] [param ...]")
     p.set_defaults(func=commands.jls)
 
-    p = sub.add_parser("show", help="DDB show commands: show prison [JID|ADDR]",
+    p = sub.add_parser("show", help="DDB show commands: prison [JID|ADDR], all vnets, vnet ADDR",
                        description="DDB's show commands, as printed on the crashed machine.")
     _common(p)
     p.add_argument("words", nargs="+", metavar="WHAT [ARG] [CORE]")
@@ -95,11 +95,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("words", nargs="*", metavar="CORE")
     p.set_defaults(func=commands.info)
 
+    p = sub.add_parser("vnets", help="one row per virtual network stack")
+    _common(p)
+    p.add_argument("words", nargs="*", metavar="CORE")
+    p.set_defaults(func=netcmds.vnets)
+
+    p = sub.add_parser("netstat", help="netstat(1) per network stack: sockets, -i, -s, -L",
+                       description="netstat(1) as run inside each jail's network stack.")
+    _common(p)
+    _stack_options(p)
+    m = p.add_argument_group("what to show (default: sockets)")
+    m.add_argument("-i", dest="interfaces", action="store_true", help="interfaces")
+    m.add_argument("-s", dest="stats", action="count", default=0,
+                   help="protocol statistics (-ss: hide zero counters)")
+    m.add_argument("-L", dest="listen", action="store_true", help="listen queues")
+    f = p.add_argument_group("modifiers")
+    f.add_argument("-a", dest="all", action="store_true", help="include listening sockets")
+    f.add_argument("-n", dest="numeric", action="store_true", help="numeric ports")
+    f.add_argument("-A", dest="pcb_address", action="store_true", help="show PCB addresses")
+    f.add_argument("-W", dest="wide", action="store_true", help="do not truncate addresses")
+    f.add_argument("-4", dest="inet4", action="store_true", help="IPv4 only")
+    f.add_argument("-6", dest="inet6", action="store_true", help="IPv6 only")
+    f.add_argument("-p", dest="protocol", metavar="PROTO",
+                   help="tcp, udp, udplite, raw (with -s also ip, ip6, icmp)")
+    f.add_argument("-b", dest="bytes", action="store_true", help="-i: byte counts")
+    f.add_argument("-d", dest="drops", action="store_true", help="-i: drop counts")
+    f.add_argument("-I", dest="interface", metavar="IFNAME", help="-i: one interface")
+    f.add_argument("-z", dest="zero", action="store_true",
+                   help="-s: ignored (on a live system it resets counters)")
+    f.add_argument("--style", choices=("auto", "12", "15"), default="auto",
+                   help="-i layout: fixed widths (12-14) or dynamic (15); default from "
+                        "the dump's osreldate")
+    p.add_argument("words", nargs="*", metavar="CORE")
+    p.set_defaults(func=netcmds.netstat)
+
+    p = sub.add_parser("ifconfig", help="ifconfig(8) per network stack")
+    _common(p)
+    _stack_options(p)
+    p.add_argument("-a", dest="all", action="store_true", help="all interfaces (default)")
+    p.add_argument("words", nargs="*", metavar="[IFNAME] CORE")
+    p.set_defaults(func=netcmds.ifconfig)
+
     p = sub.add_parser("dmesg", help="the kernel message buffer")
     _common(p)
     p.add_argument("words", nargs="*", metavar="CORE")
     p.set_defaults(func=commands.dmesg)
     return parser
+
+
+def _stack_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("which network stack (default: all, one section each)")
+    g.add_argument("-j", dest="jail", metavar="JID|NAME", help="the stack this jail uses")
+    g.add_argument("--vnet", metavar="ADDR", help="the stack at this struct vnet address")
 
 
 def split_core(args) -> None:

@@ -94,8 +94,14 @@ def _prison_by_arg(prisons, arg: str):
 
 def show(args) -> list[str]:
     words = args.words
+    if words[0] == "all" and len(words) > 1:
+        words = words[1:]
+    if words[0] in ("vnets", "vnet"):
+        from .netcmds import show_vnets
+        return show_vnets(args, words)
     if words[0] not in ("prison", "prisons"):
-        raise VnetdbgError(f"show {words[0]}: unknown; try: show prison [JID|ADDR]")
+        raise VnetdbgError(f"show {words[0]}: unknown; try: show prison [JID|ADDR], "
+                           f"show all vnets, show vnet ADDR")
     if len(words) > 2:
         raise VnetdbgError("usage: show prison [JID|ADDR]")
     problems: list[str] = []

@@ -19,17 +19,10 @@ from typing import Any, Iterable
 
 __all__ = ["kernel_p", "show_prison_lines", "show_all_prisons_lines"]
 
+from .kprintf import kernel_p
+
 _ENC = "utf-8"
 _ERR = "surrogateescape"
-
-
-def kernel_p(addr: int | None) -> str:
-    """Kernel printf ``%p`` (subr_prf.c kvprintf): ``0x`` + lowercase hex
-    without leading zeros; a NULL pointer prints ``0`` (the ``#`` prefix is
-    only added when the number is non-zero)."""
-    if not addr:
-        return "0"
-    return "0x%x" % (addr & 0xFFFFFFFFFFFFFFFF)
 
 
 def _d(v: int) -> str:

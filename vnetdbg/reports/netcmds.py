@@ -1,0 +1,112 @@
+"""The network commands: ``vnets``, ``show vnets``, ``netstat`` and ``ifconfig``.
+
+Every network report runs once per stack chosen by ``scope.select_stacks``.  Text output
+is streamed section by section, each headed ``vnet 0x… (jail N "name")`` unless the
+user named one stack (then the section is exactly what the tool printed inside that
+jail).  JSON is one flat list whose objects carry ``vnet``, ``jail`` and ``jail-name``
+keys, like mdb's ``::netstat`` Stack and Zone columns.
+
+A report mode is a module with ``JSON_PATH`` (libxo container and list names),
+``records(target, stack, opts, problems)`` (JSON-ready dicts) and
+``text_lines(target, stack, opts, problems)`` (FreeBSD's text, as an iterator).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import VnetdbgError
+from ..freebsd.jail import all_prisons
+from ..freebsd.vnet import all_vnets, expected_magic, vnet_info
+from . import vnets as vnets_report
+from .commands import _emit_json, _session, _write_lines
+from .scope import select_stacks
+
+
+def vnets(args) -> list[str]:
+    if args.words:
+        raise VnetdbgError(f"vnets: unexpected argument {args.words[0]!r}")
+    problems: list[str] = []
+    with _session(args) as session:
+        target = session.target
+        stacks = all_vnets(target, all_prisons(target, problems), problems)
+    if args.output != "text":
+        _emit_json(vnets_report.to_json(stacks), args)
+    else:
+        _write_lines(vnets_report.table_lines(stacks))
+    return problems
+
+
+def show_vnets(args, words: list[str]) -> list[str]:
+    """``show vnets`` / ``show all vnets`` / ``show vnet ADDR``."""
+    problems: list[str] = []
+    with _session(args) as session:
+        target = session.target
+        new_style = target.type("struct vnet").has_member("vnet_shutdown")
+        magic = expected_magic(target)
+        if words[0] == "vnet":
+            if len(words) != 2:
+                _write_lines(["usage: show vnet <struct vnet *>"])
+                return problems
+            try:
+                address = int(words[1], 16)
+            except ValueError:
+                raise VnetdbgError(f"show vnet: {words[1]!r} is not an address") from None
+            stacks = [vnet_info(target.value(address, "struct vnet"))]
+        else:
+            stacks = all_vnets(target, all_prisons(target, problems), problems)
+        if args.output != "text":
+            _emit_json(vnets_report.to_json(stacks), args)
+        else:
+            for v in stacks:
+                _write_lines(vnets_report.ddb_lines(v, magic, new_style=new_style))
+    return problems
+
+
+def _run(args, mode, opts) -> list[str]:
+    problems: list[str] = []
+    with _session(args) as session:
+        target = session.target
+        stacks, single = select_stacks(target, jail=args.jail, vnet=args.vnet,
+                                       problems=problems)
+        if args.output != "text":
+            items = []
+            for stack in stacks:
+                for record in mode.records(target, stack, opts, problems):
+                    record.update(stack.keys())
+                    items.append(record)
+            container, listname = mode.JSON_PATH
+            _emit_json({container: {listname: items}}, args)
+            return problems
+        out = sys.stdout
+        for i, stack in enumerate(stacks):
+            if not single:
+                if i:
+                    out.write("\n")
+                out.write(stack.heading() + "\n")
+            for line in mode.text_lines(target, stack, opts, problems):
+                out.write(line)
+                out.write("\n")
+            out.flush()  # the first stack is on screen before the last is read
+    return problems
+
+
+def netstat(args) -> list[str]:
+    if args.words:
+        raise VnetdbgError(f"netstat: unexpected argument {args.words[0]!r}")
+    # report modules are imported when used: each command loads only what it needs
+    if args.interfaces:
+        from . import netstat_if as mode
+    elif args.stats:
+        from . import netstat_stats as mode
+    else:
+        from . import netstat_inet as mode
+    return _run(args, mode, args)
+
+
+def ifconfig(args) -> list[str]:
+    args.ifname = args.words.pop(0) if args.words else None
+    if args.words:
+        raise VnetdbgError(f"ifconfig: unexpected argument {args.words[0]!r}")
+    from . import ifconfig as mode
+    return _run(args, mode, args)
