@@ -32,6 +32,8 @@ class Target:
         self.byteorder = byteorder
         self.pointer_size = pointer_size
         self._type_cache: dict[str, Type] = {}
+        #: (type, member path) -> (byte offset, bitfield, member type, bytes to read)
+        self._member_layouts: dict = {}
 
     # -- raw memory -----------------------------------------------------------------
     def read(self, address: int, size: int) -> bytes:
@@ -146,19 +148,19 @@ class Value:
 
     def value_(self) -> int:
         """The integer value of an integer, enum, bool or pointer object."""
-        t = self.type.strip_typedefs()
-        if t.kind not in (Kind.INT, Kind.BOOL, Kind.ENUM, Kind.POINTER):
+        scalar = self.type.scalar()
+        if scalar is None:
             raise VnetdbgError(f"{self.type} is not an integer or pointer")
+        signed, size = scalar
         if self._bitfield is not None:
             start, bits = self._bitfield
             nbytes = (start + bits + 7) // 8
             raw = int.from_bytes(self._load(nbytes), self.target.byteorder)
             v = (raw >> start) & ((1 << bits) - 1)
-            if t.signed and v >> (bits - 1):
+            if signed and v >> (bits - 1):
                 v -= 1 << bits
             return v
-        signed = t.signed and t.kind is not Kind.POINTER
-        return int.from_bytes(self._load(self.size), self.target.byteorder, signed=signed)
+        return int.from_bytes(self._load(size), self.target.byteorder, signed=signed)
 
     def _load(self, nbytes: int) -> memoryview:
         if self._buf is not None:
@@ -175,23 +177,24 @@ class Value:
     # -- navigation -------------------------------------------------------------------
     def member(self, name: str) -> Value:
         """Member ``name`` (dotted paths and anonymous struct/union members work)."""
-        bit_offset, m = self.type.find_member(name)
-        return self._member_at(bit_offset, m)
-
-    def _member_at(self, bit_offset: int, m: Member) -> Value:
-        offset = bit_offset // 8
-        bitfield = (bit_offset % 8, m.bit_size) if m.bit_size else None
+        layouts = self.target._member_layouts
+        key = (self.type, name)
+        layout = layouts.get(key)
+        if layout is None:
+            bit_offset, m = self.type.find_member(name)
+            bitfield = (bit_offset % 8, m.bit_size) if m.bit_size else None
+            size = (bitfield[0] + bitfield[1] + 7) // 8 if bitfield else m.type.size
+            layout = layouts[key] = (bit_offset // 8, bitfield, m.type, size)
+        offset, bitfield, mtype, size = layout
         buf = None
         if self._buf is None:
             try:
                 self._bytes()
             except (FaultError, VnetdbgError):
                 pass  # partly present object: read members individually
-        if self._buf is not None:
-            size = (bitfield[0] + bitfield[1] + 7) // 8 if bitfield else m.type.size
-            if size is not None and offset + size <= len(self._buf):
-                buf = self._buf[offset:offset + size]
-        return Value(self.target, self.address + offset, m.type, buf, bitfield)
+        if self._buf is not None and size is not None and offset + size <= len(self._buf):
+            buf = self._buf[offset:offset + size]
+        return Value(self.target, self.address + offset, mtype, buf, bitfield)
 
     def __getattr__(self, name: str) -> Value:
         if name.startswith("_"):

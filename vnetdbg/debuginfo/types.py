@@ -82,7 +82,7 @@ class Type:
     """
 
     __slots__ = ("kind", "name", "_size", "signed", "_target", "length", "_members",
-                 "enumerators", "_member_index")
+                 "enumerators", "_member_index", "_path_cache", "_scalar")
 
     def __init__(self, kind: Kind, name: str | None = None, size: int | None = None, *,
                  signed: bool = False, target: Lazy | None = None,
@@ -98,6 +98,9 @@ class Type:
         self._members = members
         self.enumerators = tuple(enumerators)
         self._member_index: dict[str, tuple[int, Member]] | None = None
+        # lookups repeated for every object of a walk are answered from these
+        self._path_cache: dict[str, tuple[int, Member]] = {}
+        self._scalar: tuple[bool, int] | None = None
 
     # -- lazy parts -------------------------------------------------------------------
     @property
@@ -137,6 +140,17 @@ class Type:
             t = t.target
         return t
 
+    def scalar(self) -> tuple[bool, int] | None:
+        """(signed, size) for integers, enums, bools and pointers, None otherwise;
+        computed once, since values of one type are decoded many times."""
+        if self._scalar is None:
+            t = self.strip_typedefs()
+            if t.kind in (Kind.INT, Kind.BOOL, Kind.ENUM, Kind.POINTER) and t.size:
+                self._scalar = (t.signed and t.kind is not Kind.POINTER, t.size)
+            else:
+                self._scalar = (False, 0)
+        return self._scalar if self._scalar[1] else None
+
     def is_integer(self) -> bool:
         return self.strip_typedefs().kind in (Kind.INT, Kind.BOOL, Kind.ENUM)
 
@@ -161,6 +175,9 @@ class Type:
     def find_member(self, name: str) -> tuple[int, Member]:
         """(bit offset, Member) of ``name``; dotted paths ("pr_list.tqe_next") and
         members of anonymous structs/unions are found.  Raises LookupError."""
+        hit = self._path_cache.get(name)
+        if hit is not None:
+            return hit
         t: Type = self
         total = 0
         member: Member | None = None
@@ -175,6 +192,7 @@ class Type:
             total += off
             t = member.type
         assert member is not None
+        self._path_cache[name] = (total, member)
         return total, member
 
     def has_member(self, name: str) -> bool:
