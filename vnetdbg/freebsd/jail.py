@@ -111,6 +111,12 @@ def for_each_prison(target: Target, problems: list[str] | None = None) -> Iterat
     yield from list_entries(allprison(target), "pr_list", what="allprison", problems=problems)
 
 
+def prison_children(pr: Value, problems: list[str] | None = None) -> Iterator[Value]:
+    """The jail's direct children, in ``pr_children`` order (newest first)."""
+    yield from list_entries(pr.member("pr_children"), "pr_sibling",
+                            what=f"pr_children of prison {pr.address:#x}", problems=problems)
+
+
 def _array_entries(target: Target, name: str, elem_type: str) -> list[Value]:
     """Entries of a static array of structs, counted from the kernel's ``<name>_size``
     variable (exported "for kvm"), else from the symbol size, else the DWARF length."""
