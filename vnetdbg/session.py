@@ -159,6 +159,9 @@ def _open_with(memory, core_path, kernel, force, types, cache_dir) -> Session:
                            f"kernel.debug was found beside it; give one with -k")
     if debug_path != kernel_path:
         kernel_path, symbols = debug_path, SymbolTable(debug_path)
+    attach = getattr(memory, "attach_symbols", None)
+    if attach is not None:
+        attach(lambda name: symbols.lookup(name).address if name in symbols else None)
     provider = open_types(kernel_path, provider=types, read=memory.read, cache_dir=cache_dir)
     target = Target(memory, symbols, provider)
     info_path = find_info_file(core_path)

@@ -12,10 +12,12 @@ import errno
 import os
 
 from vnetdbg.errors import FormatError, VnetdbgError
-from vnetdbg.memory import minidump_amd64
+from vnetdbg.memory import (compressed, dumpheader, elfcore, minidump_amd64, minidump_arm64,
+                            minidump_i386, minidump_riscv)
 from vnetdbg.memory.base import MemorySource
 
-FORMATS = (minidump_amd64,)
+FORMATS = (minidump_amd64, minidump_arm64, minidump_i386, minidump_riscv, elfcore,
+           dumpheader, compressed)
 
 PROBE_SIZE = 4096
 
@@ -41,10 +43,6 @@ def _elf_type(b: bytes) -> int | None:
     return int.from_bytes(b[16:18], "big" if b[5] == 2 else "little")
 
 
-def _elf_core(b: bytes) -> dict | None:
-    return {} if _elf_type(b) == _ET_CORE else None
-
-
 def _elf_other(b: bytes) -> dict | None:
     etype = _elf_type(b)
     return None if etype in (None, _ET_CORE) else {}
@@ -56,19 +54,21 @@ def _ustar(b: bytes) -> dict | None:
 
 # (matcher, message): a matcher returns None for "not this", else fields for the message.
 UNSUPPORTED = (
-    (_other_minidump, "FreeBSD/{arch} minidumps are not supported yet"),
-    (_elf_core, "ELF full dumps are not supported yet"),
+    (_other_minidump, "FreeBSD/{arch} minidumps are not supported (vnetdbg reads amd64, "
+                      "arm64, i386 and riscv minidumps)"),
     (_elf_other, "ELF file but not a core dump (a kernel or module?), not a vmcore"),
-    (_prefix(b"FreeBSD Kernel Dump"),
-     "raw dump device image (leading kerneldumpheader) is not supported yet; "
-     "extract it with savecore"),
-    (_prefix(b"Cleared Kernel Dump"),
-     "raw dump device image (leading kerneldumpheader) is not supported yet; "
-     "extract it with savecore"),
     (_prefix(b"FreeBSD Text Dump"), "textdump, not a memory dump"),
     (_ustar, "textdump, not a memory dump"),
-    (_prefix(b"\x1f\x8b"), "compressed vmcore (gzip): decompress it first with gunzip"),
-    (_prefix(b"\x28\xb5\x2f\xfd"), "compressed vmcore (zstd): decompress it first with zstd -d"),
+)
+
+# (file-name matcher, message) for files whose bytes say nothing (ciphertext).
+UNSUPPORTED_NAMES = (
+    (lambda name: name.startswith("vmcore_encrypted"),
+     "encrypted vmcore: decrypt it first with decryptcore(8), e.g. "
+     "decryptcore -p private.pem -k key.N -e vmcore_encrypted.N -c vmcore.N"),
+    (lambda name: name.startswith("key.") or name == "key.last",
+     "dump encryption key (key.N), not a vmcore: give decryptcore(8) the "
+     "vmcore_encrypted.N beside it"),
 )
 
 _OS_ERRORS = {
@@ -108,6 +108,10 @@ def open_core(path) -> MemorySource:
         if fmt.probe(head):
             return fmt.open(path)
     message = identify_unsupported(head)
+    name = os.path.basename(path)
+    for matcher, text in UNSUPPORTED_NAMES:
+        if message is None and matcher(name):
+            message = text
     if message:
         raise FormatError(f"{message}: {path}")
     raise FormatError(f"not a FreeBSD vmcore (unrecognised format): {path}")

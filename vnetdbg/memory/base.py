@@ -9,7 +9,7 @@ table is the model).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol  # noqa: F401 - used in docs
 
 
 class MemorySource(Protocol):
@@ -32,3 +32,19 @@ class MemorySource(Protocol):
 
     def close(self) -> None:
         ...
+
+    # Optional methods (not every source has them; look them up with getattr):
+    #
+    # def attach_symbols(self, lookup: Callable[[str], int | None]) -> None:
+    #     Sources that translate through the kernel's own page tables (ELF full dumps,
+    #     raw physical images, /dev/mem) need kernel symbols to find the root
+    #     (KPML4phys on amd64, IdlePDPT / IdlePTD on i386).  ``lookup(name)`` returns the
+    #     symbol's address or None.  vnetdbg.session calls it right after loading the
+    #     kernel's symbols; until then virtual reads fault and read_phys works.
+    #
+    # def read_phys(self, pa: int, size: int) -> bytes:
+    #     Physical reads, page by page, FaultError at the first absent byte.
+    #
+    # def dump_header(self) -> dict | None:
+    #     For cores found behind a kerneldumpheader (raw dump images): the header's
+    #     fields as savecore's info.N shows them.
