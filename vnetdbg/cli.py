@@ -47,12 +47,23 @@ def _common(p: argparse.ArgumentParser, kernel_short: bool = True) -> None:
     g.add_argument(*names, dest="kernel", metavar="KERNEL",
                    help="kernel with debug info (default: kernel.debug or kernel beside "
                         "the core, then /usr/lib/debug/boot/kernel/kernel.debug)")
+    g.add_argument("--mem", nargs="?", const="/dev/mem", metavar="DEVICE",
+                   help="live kernel through physical memory (/dev/mem) and its page "
+                        "tables, instead of /dev/kmem")
+    g.add_argument("--phys", metavar="FILE",
+                   help="raw physical memory image of a FreeBSD guest (QEMU "
+                        "memory-backend-file, bhyve /dev/vmm/NAME); needs -k")
+    g.add_argument("--max-uncompressed", metavar="SIZE", type=_size,
+                   help="refuse to decompress a .gz/.zst core larger than this "
+                        "(default 64G)")
     g.add_argument("--force", action="store_true",
                    help="go on even if the kernel does not match the dump")
     g.add_argument("--types", choices=("auto", "drgn", "dwarf"),
                    default=os.environ.get("VNETDBG_TYPES", "auto"),
                    help="type provider: drgn (fast, Linux x86_64) or dwarf (pure Python)")
-    g.add_argument("--cache-dir", help="where the dwarf provider caches type layouts")
+    g.add_argument("--cache-dir",
+                   help="cache for type layouts and decompressed cores (default "
+                        "$VNETDBG_CACHE_DIR, $XDG_CACHE_HOME/vnetdbg, ~/.cache/vnetdbg)")
     o = p.add_argument_group("output")
     o.add_argument("--format", choices=("text", "json", "json-pretty"), default="text")
     o.add_argument("--libxo", metavar="STYLE", help="libxo style, e.g. json or json,pretty")
@@ -149,17 +160,28 @@ def _stack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vnet", metavar="ADDR", help="the stack at this struct vnet address")
 
 
+def _size(text: str) -> int:
+    """``64G``, ``512M``, ``1024`` -> bytes."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().rstrip("B")
+    unit = t[-1:] if t[-1:] in units and not t[-1:].isdigit() else ""
+    try:
+        return int(float(t[: len(t) - len(unit)]) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text}") from None
+
+
 def split_core(args) -> None:
-    """Take CORE out of the positionals (unless -M gave it)."""
+    """Take CORE out of the positionals (unless -M gave it).  No CORE means the running
+    kernel (/dev/kmem, or --mem/--phys)."""
     if args.core is None:
         for i, word in enumerate(args.words):
             if os.path.isfile(word) or os.path.basename(word).startswith(CORE_PREFIXES):
                 args.core = word
                 del args.words[i]
                 break
-    if args.core is None:
-        raise VnetdbgError("no crash dump given (vnetdbg COMMAND CORE, or -M CORE); "
-                           "live kernels are not supported yet")
+    if args.core is not None and (args.mem or args.phys):
+        raise UsageError("give either a crash dump or --mem/--phys, not both")
 
 
 def _stdout() -> None:

@@ -61,16 +61,24 @@ def candidate_kernels(core_path: str) -> list[str]:
     return [os.path.join(here, "kernel.debug"), os.path.join(here, "kernel"), *SYSTEM_KERNELS]
 
 
-def find_kernel(core_path: str, explicit: str | None) -> str:
+def find_kernel(core_path: str, explicit: str | None, *, live: bool = False) -> str:
     if explicit:
         if not os.path.isfile(explicit):
             raise VnetdbgError(f"kernel file not found: {explicit}")
         return explicit
-    for path in candidate_kernels(core_path):
+    if live:
+        booted = running_kernel()
+        candidates = ["/usr/lib/debug" + booted + ".debug", booted, *SYSTEM_KERNELS]
+    else:
+        candidates = candidate_kernels(core_path)
+    for path in candidates:
         if os.path.isfile(path):
             return path
+    if live:
+        raise VnetdbgError("no crash dump given and the running kernel was not found "
+                           "(not a FreeBSD host?); give a core: vnetdbg COMMAND CORE")
     raise VnetdbgError("no kernel found beside the core or in /usr/lib/debug/boot/kernel "
-                       "or /boot/kernel; name it with -k KERNEL")
+                       "or /boot/kernel; name it with -k")
 
 
 def _debug_file_for(path: str, symbols: SymbolTable) -> str | None:
@@ -140,19 +148,83 @@ def check_kernel(target: Target, symbols: SymbolTable, kernel_path: str,
     return KernelMatch("none", None, in_dump, None)
 
 
-def open_session(core_path: str, kernel: str | None = None, *, force: bool = False,
-                 types: str = "auto", cache_dir: str | None = None) -> Session:
-    memory = open_core(core_path)
+@dataclass
+class Source:
+    """Where memory comes from: a crash dump, or (no core) the running kernel through
+    ``/dev/kmem``, ``--mem`` (physical memory + page tables) or ``--phys FILE`` (a
+    guest's raw memory image)."""
+
+    core: str | None = None
+    mem: str | None = None
+    phys: str | None = None
+    cache_dir: str | None = None          # decompressed cores go under here
+    max_uncompressed: int | None = None   # refuse larger decompressions
+
+    @property
+    def live(self) -> bool:
+        return self.core is None
+
+    def label(self) -> str:
+        return self.core or self.phys or self.mem or KMEM
+
+
+KMEM = "/dev/kmem"
+#: FreeBSD's ELF machine names -> MACHINE_ARCH
+ARCH_OF_MACHINE = {"x86_64": "amd64", "EM_X86_64": "amd64", "i386": "i386", "EM_386": "i386",
+                   "aarch64": "aarch64", "EM_AARCH64": "aarch64", "riscv": "riscv",
+                   "EM_RISCV": "riscv"}
+
+
+def running_kernel() -> str:
+    """``kern.bootfile`` of the running FreeBSD kernel (default /boot/kernel/kernel)."""
+    import subprocess
     try:
-        return _open_with(memory, core_path, kernel, force, types, cache_dir)
+        out = subprocess.run(["sysctl", "-n", "kern.bootfile"], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return out or "/boot/kernel/kernel"
+
+
+def _open_memory(source: Source, arch: str | None):
+    from .memory import live, physimage
+
+    if source.core is not None:
+        return open_core(source.core, cache_dir=source.cache_dir,
+                         max_uncompressed=source.max_uncompressed)
+    if source.phys is not None:
+        return physimage.open(source.phys, arch)
+    if source.mem is not None:
+        return live.open_mem(source.mem, arch)
+    return live.open_kmem(KMEM, arch)
+
+
+def open_session(core_path: str | None, kernel: str | None = None, *, force: bool = False,
+                 types: str = "auto", cache_dir: str | None = None,
+                 source: Source | None = None) -> Session:
+    """Open a dump (or a live source) with its kernel, checked to match."""
+    source = source or Source(core=core_path)
+    if source.phys is not None and kernel is None:
+        raise VnetdbgError("--phys needs the guest's kernel: give it with -k KERNEL")
+    memory = None
+    try:
+        if source.core is not None:  # the dump first: its errors matter more
+            memory = _open_memory(source, None)
+            kernel_path = find_kernel(source.core, kernel)
+            symbols = SymbolTable(kernel_path)
+        else:
+            kernel_path = find_kernel(source.label(), kernel, live=True)
+            symbols = SymbolTable(kernel_path)
+            memory = _open_memory(source, ARCH_OF_MACHINE.get(symbols.machine, "amd64"))
+        return _open_with(memory, source, kernel_path, symbols, force, types, cache_dir)
     except BaseException:
-        memory.close()
+        if memory is not None:
+            memory.close()
         raise
 
 
-def _open_with(memory, core_path, kernel, force, types, cache_dir) -> Session:
-    kernel_path = find_kernel(core_path, kernel)
-    symbols = SymbolTable(kernel_path)
+def _open_with(memory, source, kernel_path, symbols, force, types, cache_dir) -> Session:
+    core_path = source.label()
     debug_path = _debug_file_for(kernel_path, symbols)
     if debug_path is None:
         raise VnetdbgError(f"{kernel_path} has no DWARF debug information and no "
@@ -164,7 +236,7 @@ def _open_with(memory, core_path, kernel, force, types, cache_dir) -> Session:
         attach(lambda name: symbols.lookup(name).address if name in symbols else None)
     provider = open_types(kernel_path, provider=types, read=memory.read, cache_dir=cache_dir)
     target = Target(memory, symbols, provider)
-    info_path = find_info_file(core_path)
+    info_path = find_info_file(source.core) if source.core else None
     info = parse_info_file(info_path) if info_path else None
     match = check_kernel(target, symbols, kernel_path, info)
     session = Session(core_path, kernel_path, memory, symbols, target, match, info)

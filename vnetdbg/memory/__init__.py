@@ -9,6 +9,7 @@ by ``UNSUPPORTED`` so the user learns what they have instead of "unrecognised".
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 
 from vnetdbg.errors import FormatError, VnetdbgError
@@ -98,15 +99,22 @@ def identify_unsupported(first_bytes: bytes) -> str | None:
     return None
 
 
-def open_core(path) -> MemorySource:
-    """Open a vmcore with the first registered format whose probe accepts it."""
+def _accepted(open_func, options: dict) -> dict:
+    """The options (cache_dir, max_uncompressed, ...) this format's open() takes."""
+    params = inspect.signature(open_func).parameters
+    return {k: v for k, v in options.items() if v is not None and k in params}
+
+
+def open_core(path, **options) -> MemorySource:
+    """Open a vmcore with the first registered format whose probe accepts it.
+    ``options`` (cache_dir, max_uncompressed) go to the formats that use them."""
     path = os.fspath(path)
     head = _read_head(path)
     if not head:
         raise FormatError(f"empty file, not a vmcore: {path}")
     for fmt in FORMATS:
         if fmt.probe(head):
-            return fmt.open(path)
+            return fmt.open(path, **_accepted(fmt.open, options))
     message = identify_unsupported(head)
     name = os.path.basename(path)
     for matcher, text in UNSUPPORTED_NAMES:

@@ -6,6 +6,7 @@ the CLI prints them as warnings after the (partial) report.
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -13,14 +14,17 @@ from dataclasses import asdict
 from ..errors import VnetdbgError
 from ..freebsd.jail import all_prisons
 from ..freebsd.msgbuf import msgbuf_bytes
-from ..session import open_session
+from ..session import Source, open_session
 from . import ddb_prison, info as info_report, jls as jls_report
 
 
 @contextmanager
 def _session(args):
+    cores = os.path.join(args.cache_dir, "cores") if args.cache_dir else None
+    source = Source(core=args.core, mem=args.mem, phys=args.phys, cache_dir=cores,
+                    max_uncompressed=args.max_uncompressed)
     session = open_session(args.core, args.kernel, force=args.force, types=args.types,
-                           cache_dir=args.cache_dir)
+                           cache_dir=args.cache_dir, source=source)
     try:
         for warning in session.warnings:
             print(f"vnetdbg: warning: {warning}", file=sys.stderr)
