@@ -92,3 +92,13 @@ def test_info_json_keys(layout):
     assert facts["hostname"] == t["hostname"]
     assert facts["kernel-match"] is True
     assert facts["dumptime"]
+
+
+def test_msgbuf_region_cross_check(opened):
+    from vnetdbg.freebsd.msgbuf import cross_check
+
+    session, _ = opened
+    region = session.memory.msgbuf_region()
+    assert region and cross_check(session.target, region) is None
+    damaged = bytes([region[0] ^ 0xFF]) + region[1:]
+    assert "differs" in cross_check(session.target, damaged)

@@ -13,15 +13,37 @@ from ..objects import Target
 MSG_MAGIC = 0x063062
 
 
-def msgbuf_bytes(target: Target) -> bytes:
-    """The message buffer contents, oldest first."""
+def msgbuf_ring(target: Target) -> tuple[bytes, int]:
+    """The raw ring (``msg_size`` bytes at ``msg_ptr``) and the write position in it."""
     mbp = target.variable("msgbufp").deref()
     size = mbp.member("msg_size").value_()
     if size <= 0 or size > 64 << 20:
-        return b""
+        return b"", 0
     ring = target.read(mbp.member("msg_ptr").value_(), size)
-    pos = mbp.member("msg_wseq").value_() % size
+    return ring, mbp.member("msg_wseq").value_() % size
+
+
+def ordered(ring: bytes, pos: int) -> bytes:
+    """Rotate the ring to start at its oldest byte and drop never-written NULs."""
     return (ring[pos:] + ring[:pos]).replace(b"\0", b"")
+
+
+def msgbuf_bytes(target: Target) -> bytes:
+    """The message buffer contents, oldest first."""
+    return ordered(*msgbuf_ring(target))
+
+
+def cross_check(target: Target, region: bytes | None) -> str | None:
+    """Compare the ring in dump memory with the copy a minidump carries beside memory
+    (written by the dumping kernel from ``msgbufp->msg_ptr``); a difference means the
+    dump or the kernel match is suspect.  Returns a problem message or None."""
+    if not region:
+        return None
+    ring, _ = msgbuf_ring(target)
+    if ring != region[:len(ring)]:
+        return ("the message buffer in dump memory differs from the dump's own msgbuf "
+                "region (wrong kernel, or memory changed while dumping)")
+    return None
 
 
 def msgbuf_magic_ok(target: Target) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 from ..errors import VnetdbgError
 from ..freebsd.jail import all_prisons
-from ..freebsd.msgbuf import msgbuf_bytes
+from ..freebsd.msgbuf import cross_check, msgbuf_bytes
 from ..session import Source, open_session
 from . import ddb_prison, info as info_report, jls as jls_report
 
@@ -140,10 +140,14 @@ def info(args) -> list[str]:
 def dmesg(args) -> list[str]:
     if args.words:
         raise VnetdbgError(f"dmesg: unexpected argument {args.words[0]!r}")
+    problems: list[str] = []
     with _session(args) as session:
         data = msgbuf_bytes(session.target)
+        mismatch = cross_check(session.target, session.memory.msgbuf_region())
+        if mismatch:
+            problems.append(mismatch)
     if args.output != "text":
         _emit_json({"message-buffer": data.decode("utf-8", "surrogateescape")}, args)
     else:
         sys.stdout.write(data.decode("utf-8", "surrogateescape"))
-    return []
+    return problems

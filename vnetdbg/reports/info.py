@@ -36,7 +36,10 @@ def gather(session, lines: int) -> dict:
     except (FaultError, VnetdbgError):
         facts["hostname"] = None
     info = session.info or {}
-    facts["dumptime"] = info.get("dumptime")
+    header = getattr(session.memory, "dump_header", lambda: None)()
+    if header:
+        facts["dump-header"] = header
+    facts["dumptime"] = info.get("dumptime") or (header or {}).get("dumptime")
     try:
         facts["msgbuf"] = last_lines(msgbuf_bytes(target), lines)
     except (FaultError, VnetdbgError) as e:
@@ -68,6 +71,10 @@ def text_lines(facts: dict, match_text: str) -> list[str]:
     ]
     out = [f"{label + ':':<15} {show(value).splitlines()[0] if value else show(value)}"
            for label, value in rows]
+    header = facts.get("dump-header")
+    if header:
+        out.append("Dump header:")
+        out += [f"  {key}: {value}" for key, value in header.items()]
     out.append(f"Message buffer (last {len(facts['msgbuf'])} lines):")
     out += [f"  {line}" for line in facts["msgbuf"]]
     return out
