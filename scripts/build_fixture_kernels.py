@@ -51,6 +51,23 @@ LAYOUTS: dict[str, dict] = {
                "dwarf": 5},
 }
 
+#: Other architectures: the MI sources of ``base`` (plus common), the amd64 and x86
+#: trees left out, and the machine-dependent pieces of ``fixtures/kernels/md/<arch>``
+#: (struct pcpu MD fields, struct pcb, vmparam, locore, linker script).  Kept apart
+#: from LAYOUTS so the amd64 builds (and what tests check of them) are unchanged.
+#: obj: FreeBSD's MACHINE.MACHINE_ARCH object directory component.
+ARCH_LAYOUTS: dict[str, dict] = {
+    "fbsd14-arm64": {"release": "14.2-RELEASE", "target": "aarch64-unknown-freebsd14.2",
+                     "dwarf": 5, "base": "fbsd14", "arch": "arm64", "obj": "arm64.aarch64",
+                     "cflags": ["-mgeneral-regs-only", "-ffixed-x18",
+                                "-fno-omit-frame-pointer"]},
+    "fbsd14-riscv": {"release": "14.2-RELEASE", "target": "riscv64-unknown-freebsd14.2",
+                     "dwarf": 5, "base": "fbsd14", "arch": "riscv", "obj": "riscv.riscv64",
+                     "cflags": ["-mcmodel=medany", "-march=rv64imac", "-mabi=lp64",
+                                "-mno-relax"]},
+}
+MD = KERNELS / "md"
+
 #: Where the DWARF says the sources and the object directory were.
 SRC_PREFIX = "/usr/src/sys"
 OBJ_PREFIX = "/usr/obj/usr/src/amd64.amd64/sys/VNETDBG-FIXTURE"
@@ -92,16 +109,29 @@ def find_tools() -> dict[str, str]:
     return found
 
 
+def _trees(layout: str) -> tuple[list[Path], tuple[str, ...]]:
+    """The 'sys' trees of a layout, later ones overriding earlier ones, and the
+    sys-relative prefixes left out (the amd64 machine trees, for other arches)."""
+    spec = ARCH_LAYOUTS.get(layout)
+    if spec is None:
+        return [COMMON / "sys", KERNELS / layout / "sys"], ()
+    return ([COMMON / "sys", KERNELS / spec["base"] / "sys", MD / spec["arch"] / "sys"],
+            ("amd64/", "x86/", "conf/ldscript.amd64"))
+
+
 def _collect(layout: str, subdir: str, suffixes: tuple[str, ...]) -> dict[str, Path]:
     """Map 'sys'-relative path -> file, the layout's file overriding common's."""
     files: dict[str, Path] = {}
-    for base in (COMMON / "sys", KERNELS / layout / "sys"):
+    trees, skip = _trees(layout)
+    for base in trees:
         root = base / subdir if subdir else base
         if not root.is_dir():
             continue
         for p in sorted(root.rglob("*")):
             if p.is_file() and p.name.endswith(suffixes):
-                files[p.relative_to(base).as_posix()] = p
+                rel = p.relative_to(base).as_posix()
+                if not rel.startswith(skip):
+                    files[rel] = p
     return dict(sorted(files.items()))
 
 
@@ -130,8 +160,11 @@ def build(layout: str, out_dir: str | os.PathLike = DEFAULT_OUT) -> dict[str, Pa
 
     Keys: ``dir``, ``kernel_full``, ``kernel_debug``, ``kernel``.
     """
+    if layout in ARCH_LAYOUTS:
+        return _build_arch(layout, out_dir)
     if layout not in LAYOUTS:
-        raise BuildError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        raise BuildError(f"unknown layout {layout!r}; known: "
+                         f"{', '.join([*LAYOUTS, *ARCH_LAYOUTS])}")
     spec = LAYOUTS[layout]
     tools = find_tools()
     layout_sys = (KERNELS / layout / "sys").resolve()
@@ -202,17 +235,84 @@ def build(layout: str, out_dir: str | os.PathLike = DEFAULT_OUT) -> dict[str, Pa
     return result
 
 
+def _build_arch(layout: str, out_dir) -> dict[str, Path]:
+    """build() for an ARCH_LAYOUTS entry (same steps, per-arch flags and trees)."""
+    spec = ARCH_LAYOUTS[layout]
+    arch = spec["arch"]
+    tools = find_tools()
+    trees = [t.resolve() for t in _trees(layout)[0]]
+    common_sys, base_sys, md_sys = trees
+    if not md_sys.is_dir():
+        raise BuildError(f"no machine-dependent sources for {arch} in {md_sys}")
+    obj_prefix = f"/usr/obj/usr/src/{spec['obj']}/sys/VNETDBG-FIXTURE"
+    dest = Path(out_dir).resolve() / layout
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"vnetdbg-{layout}-") as tmp:
+        objdir = Path(tmp).resolve() / "obj"
+        objdir.mkdir()
+        d = objdir / "machine"
+        d.mkdir()
+        sub = f"{arch}/include"
+        for rel, p in _collect(layout, sub, (".h",)).items():
+            target = d / Path(rel).relative_to(sub)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, target)
+        base_flags = [f for f in CFLAGS if f not in (
+            "-mcmodel=kernel", "-mno-red-zone", "-mno-mmx", "-mno-sse", "-msoft-float")]
+        cflags = base_flags + spec["cflags"] + [
+            f"--target={spec['target']}",
+            "-g", f"-gdwarf-{spec['dwarf']}",
+            f"-fdebug-prefix-map={objdir}={obj_prefix}",
+            f"-fdebug-prefix-map={md_sys}={SRC_PREFIX}",
+            f"-fdebug-prefix-map={base_sys}={SRC_PREFIX}",
+            f"-fdebug-prefix-map={common_sys}={SRC_PREFIX}",
+            "-I.", f"-I{md_sys}", f"-I{base_sys}", f"-I{common_sys}",
+            f"-I{common_sys}/contrib/ck/include",
+        ]
+        objs: dict[str, Path] = {}
+        for rel, src in sources(layout):
+            obj = objdir / (Path(rel).stem + ".o")
+            if obj.name in objs:
+                raise BuildError(f"two sources compile to {obj.name}: {objs[obj.name]} and {rel}")
+            objs[obj.name] = src
+            if rel.endswith(".S"):
+                flags = [f for f in cflags if not f.startswith(("-g", "-fdebug-prefix-map"))]
+                flags += ["-x", "assembler-with-cpp"]
+            else:
+                flags = cflags
+            _run([tools["clang"], *flags, str(src.resolve()), "-o", str(obj)], objdir)
+        order = sorted(objs, key=lambda n: (n != "locore.o", n))
+        script = f"conf/ldscript.{arch}"
+        ldscript = _collect(layout, "conf", (f"ldscript.{arch}",))[script]
+        full = objdir / "kernel.full"
+        _run([tools["ld.lld"], "-T", str(ldscript.resolve()), "--build-id=sha1",
+              "-z", "max-page-size=0x1000", "-z", "common-page-size=0x1000",
+              "-z", "norelro", "--no-rosegment", "-nostdlib", "-static",
+              "--no-undefined", "-o", str(full), *order], objdir)
+        _run([tools["llvm-objcopy"], "--only-keep-debug", "kernel.full", "kernel.debug"], objdir)
+        _run([tools["llvm-objcopy"], "--strip-debug", "--add-gnu-debuglink=kernel.debug",
+              "kernel.full", "kernel"], objdir)
+        result = {"dir": dest}
+        for key, name in (("kernel_full", "kernel.full"), ("kernel_debug", "kernel.debug"),
+                          ("kernel", "kernel")):
+            tmp_out = dest / (name + ".tmp")
+            shutil.copyfile(objdir / name, tmp_out)
+            os.replace(tmp_out, dest / name)
+            result[key] = dest / name
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--layout", action="append", choices=sorted(LAYOUTS),
-                    help="layout to build (repeatable; default: all)")
+    ap.add_argument("--layout", action="append", choices=sorted([*LAYOUTS, *ARCH_LAYOUTS]),
+                    help="layout to build (repeatable; default: the amd64 layouts)")
     ap.add_argument("--out", default=str(DEFAULT_OUT),
                     help=f"output directory (default: {DEFAULT_OUT})")
     args = ap.parse_args(argv)
     try:
         for layout in args.layout or sorted(LAYOUTS):
             paths = build(layout, args.out)
-            print(f"{layout} ({LAYOUTS[layout]['release']}):")
+            print(f"{layout} ({ {**LAYOUTS, **ARCH_LAYOUTS}[layout]['release'] }):")
             for key in ("kernel_full", "kernel_debug", "kernel"):
                 print(f"  {paths[key]}  sha256={sha256(paths[key])}")
     except BuildError as e:

@@ -6,7 +6,8 @@
 
 Builds the fixture kernels with scripts/build_fixture_kernels.py into a
 temporary directory, then writes OUT/amd64-<layout>/ with vmcore.0, kernel,
-kernel.debug, info.0 and ground-truth.json.  With --check, regenerates into a
+kernel.debug, info.0 and ground-truth.json (scenario.default(): jails, vnets
+and the network stacks of vnet0 and jail 2).  With --check, regenerates into a
 temporary directory and exits 1 (naming the differing files) unless the result
 is byte-identical to what is in OUT.  Deterministic: no clock, no randomness.
 """
@@ -62,8 +63,12 @@ def generate(out_root: str, layouts: list[str], work: str) -> list[str]:
         os.makedirs(out, exist_ok=True)
         truth = build_vmcore(layout_dir, out, dump_version=version, layout=layout)
         written.append(out)
+        net = truth.get("network", {}).get("stacks", [])
         print(f"{out}: minidump v{version}, {truth['dump']['size']} bytes, "
-              f"{truth['dump']['present_pages']} pages, {len(truth['jails'])} jails")
+              f"{truth['dump']['present_pages']} pages, {len(truth['jails'])} jails, "
+              f"{len(net)} network stacks, "
+              f"{sum(len(s['interfaces']) for s in net)} interfaces, "
+              f"{sum(sum(p['count'] for p in s['pcbinfo'].values()) for s in net)} pcbs")
     return written
 
 

@@ -8,8 +8,13 @@ JSON.  Must not import vnetdbg: it is what the reader is tested against.
 Entry points:
     build_vmcore(layout_dir, out_dir, *, dump_version=3, corrupt=None,
                  scenario=None, layout=None, copy_kernel=True) -> dict
-    scenario.default(), scenario.big(jails=10000)
+    scenario.default(network=True, dying_vnet_jail=False), scenario.big(jails=10000),
+    scenario.big_net(jails=200, pcbs=1_000_000, biggest=500_000)
     CORRUPTIONS
+
+Network state (interfaces, addresses, sockets/pcbs, counter(9) statistics) is
+data in netspec.py and is laid out by network.py in the machine's second
+allocation arena ("net"), so the jail/vnet objects keep their addresses.
 """
 
 from .build import CORRUPTIONS, SCHEMA, build_vmcore

@@ -17,7 +17,8 @@ from .scenario import VNET_MAGIC_FREED, Builder, Scenario, _hex
 
 SCHEMA = "vnetdbg-fixture-truth/1"
 CORRUPTIONS = ("cyclic-allprison", "bad-link", "absent-link", "null-link", "freed-vnet",
-               "truncated")
+               "truncated", "cyclic-ifnet", "absent-inp-link", "bad-vnet-magic")
+VNET_MAGIC_BAD = 0x5E4A6F29     # not a magic of any release, not the freed pattern
 
 
 def _apply_corruption(b: Builder, kind: str) -> dict:
@@ -56,6 +57,41 @@ def _apply_corruption(b: Builder, kind: str) -> dict:
                 "description": "vnet_magic_n overwritten with 0xdeadbeef (freed vnet)"}
     if kind == "truncated":
         return {"kind": kind, "description": "vmcore.0 cut in the middle of the page data"}
+    net = t.get("network")
+    if kind in ("cyclic-ifnet", "absent-inp-link") and not net:
+        raise ValueError(f"corruption {kind!r} needs a scenario with network state")
+    if kind == "cyclic-ifnet":
+        st = next(x for x in net["stacks"] if x["owner_jid"] == 0)
+        ifs = st["interfaces"]
+        last, first = ifs[-1], ifs[0]
+        off = w.offsetof("struct ifnet", "if_link.cstqe_next")
+        m.write_u64(int(last["address"], 16) + off, int(first["address"], 16))
+        return {"kind": kind, "vnet": st["vnet"], "owner_jid": 0,
+                "ifnet": last["address"], "bad_address": first["address"],
+                "name": last["name"], "points_to": first["name"],
+                "interfaces_before_cycle": [i["name"] for i in ifs],
+                "description": "vnet0's last ifnet's if_link.cstqe_next points back to the first"}
+    if kind == "absent-inp-link":
+        st = next(x for x in net["stacks"] if x["owner_jid"] == 0)
+        tcp = [x for x in st["sockets"] if x["pcbinfo"] == "tcbinfo"]
+        victim = tcp[2]
+        bad = m.absent_dmap_address()
+        nb = b.netbuilder
+        m.write_u64(int(victim["pcb"], 16) + w.offsetof("struct inpcb", nb.inp_list), bad)
+        return {"kind": kind, "vnet": st["vnet"], "owner_jid": 0, "pcbinfo": "tcbinfo",
+                "pcb": victim["pcb"], "bad_address": _hex(bad),
+                "pcbs_before_break": [x["pcb"] for x in tcp[:3]],
+                "description": "inp_list next pointer of this tcp pcb points into a DMAP "
+                               "page that is not in the dump"}
+    if kind == "bad-vnet-magic":
+        v = next((v for v in t["vnets"] if v["owner_jid"] == 2),
+                 next((v for v in t["vnets"] if v["owner_jid"] != 0), t["vnets"][0]))
+        w.write_field(int(v["address"], 16), "struct vnet", "vnet_magic_n", VNET_MAGIC_BAD)
+        return {"kind": kind, "vnet": v["address"], "bad_address": v["address"],
+                "owner_jid": v["owner_jid"], "magic": VNET_MAGIC_BAD,
+                "expected": t["vnet_magic_expected"],
+                "description": "vnet_magic_n of this vnet overwritten with a wrong value "
+                               "(not a release's magic, not 0xdeadbeef)"}
     raise ValueError(f"unknown corruption {kind!r}; choose from {CORRUPTIONS}")
 
 
@@ -177,6 +213,12 @@ def build_vmcore(layout_dir: str, out_dir: str, *, dump_version: int = 3,
             "msgbuf.text": "ring contents in write order, latin-1",
             "jails": "allprison order (ascending JID); prison0 separate",
             "children": "JIDs in pr_children list order (newest first)",
+            "network": "per struct vnet in vnet_head order: interfaces in V_ifnet order, "
+                       "addresses in if_addrhead order (link-level first), sockets per "
+                       "pcbinfo (tcp, udp, udplite, raw) in inp_list order (newest first); "
+                       "counters are sums over CPUs modulo 2^64; ports in host order; "
+                       "link-local addresses without the KAME embedded zone (scope_id = "
+                       "the interface index embedded in bytes 2-3 in the kernel)",
         },
         **truth,
         "corruption": corruption,

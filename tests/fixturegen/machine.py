@@ -139,6 +139,7 @@ class Machine:
         self._slab_pa = None
         self._slab_off = PAGE_SIZE
         self.kva_pages: list[tuple[int, int]] = []   # (va, pa) of heap pages
+        self.arenas: dict[str, dict] = {"main": None}
         self.writer = ObjectWriter(kernel, self)
 
     @staticmethod
@@ -209,8 +210,88 @@ class Machine:
     def dump_add_page(self, pa: int) -> None:
         self.dump_added.add(trunc_page(pa))
 
+    # -- allocation arenas --------------------------------------------------------------
+    def open_arena(self, name: str) -> None:
+        """A separate allocation arena: its own physical cursor (DMAP slabs and
+        KVA frames) and its own KVA window.  Objects added later (the network
+        state) live there, so adding them never moves what the main arena hands
+        out (jail and vnet objects keep their addresses)."""
+        if name in self.arenas:
+            return
+        idx = len(self.arenas)
+        span = max(self.ram_size // 4, 16 * MiB)
+        start = max(round_2m(self.kernend) + 16 * MiB, min(span * idx, GiB * idx))
+        self.frames.add_cursor(name, start)
+        if self.kva_mode == "vm_min":
+            kva = VM_MIN_KERNEL_ADDRESS + 64 * GiB * idx
+            limit = kva + 64 * GiB
+        else:
+            kva = KERNBASE + (self.nkpt * NBPDR) // 2
+            limit = KERNBASE + self.nkpt * NBPDR
+            if kva < KERNBASE + self.kernel_2m_end + 8 * MiB:
+                raise MemoryError("nkpt too small for a second arena")
+        self.arenas[name] = {"slab_pa": None, "slab_off": PAGE_SIZE, "kva": kva, "limit": limit}
+
+    def _arena_frame(self, name: str, npages: int = 1, gap: bool = False) -> int:
+        pa = self.frames.alloc_low(npages, cursor=name)
+        if gap:   # never physically adjacent to the next frame
+            self.frames.cursors[name] += PAGE_SIZE
+        return pa
+
+    def _arena_alloc(self, arena: str, size: int, where: str, align: int,
+                     page_offset: int | None) -> int:
+        st = self.arenas[arena]
+        if where == "dmap":
+            if page_offset is not None:
+                raise ValueError("page_offset is only for kva")
+            if size <= PAGE_SIZE:
+                off = (st["slab_off"] + align - 1) & ~(align - 1)
+                if st["slab_pa"] is None or off + size > PAGE_SIZE:
+                    st["slab_pa"] = self._arena_frame(arena)
+                    self.dump_add_page(st["slab_pa"])
+                    off = 0
+                st["slab_off"] = off + size
+                return self.dmap(st["slab_pa"] + off)
+            n = round_page(size) // PAGE_SIZE
+            pa = self._arena_frame(arena, n)
+            for i in range(n):
+                self.dump_add_page(pa + i * PAGE_SIZE)
+            return self.dmap(pa)
+        if where == "kva":
+            po = 0 if page_offset is None else page_offset
+            npages = round_page(po + size) // PAGE_SIZE
+            return self.arena_kva_pages(arena, npages) + po
+        raise ValueError(f"unknown placement {where!r}")
+
+    def arena_kva_pages(self, arena: str, npages: int, guard: bool = True) -> int:
+        """``npages`` fresh 4K-mapped KVA pages of ``arena`` (separate frames)."""
+        st = self.arenas[arena]
+        base = st["kva"]
+        if base + npages * PAGE_SIZE > st["limit"]:
+            raise MemoryError("arena KVA exhausted")
+        st["kva"] = base + (npages + (1 if guard else 0)) * PAGE_SIZE
+        saved = self.pt.new_table
+        self.pt.new_table = lambda: self._arena_frame(arena)
+        try:
+            for i in range(npages):
+                pa = self._arena_frame(arena, gap=True)
+                va = base + i * PAGE_SIZE
+                self.pt.map_4k(va, pa, PG_RW | PG_A | PG_M | PG_G | PG_NX)
+                self.kva_pages.append((va, pa))
+        finally:
+            self.pt.new_table = saved
+        return base
+
+    def arena_dmap_run(self, arena: str, npages: int) -> int:
+        """PA of ``npages`` contiguous frames of ``arena``, dump_add_page'd
+        (UMA slabs of a bulk zone)."""
+        pa = self._arena_frame(arena, npages)
+        for i in range(npages):
+            self.dump_added.add(pa + i * PAGE_SIZE)
+        return pa
+
     def alloc(self, size: int, where: str = "dmap", align: int = 16,
-              page_offset: int | None = None) -> int:
+              page_offset: int | None = None, arena: str | None = None) -> int:
         """Allocate a kernel object and return its VA.
 
         dmap: UMA-style; small objects packed into slab pages, larger ones get
@@ -221,6 +302,8 @@ class Machine:
         """
         if size <= 0:
             raise ValueError("size must be positive")
+        if arena is not None:
+            return self._arena_alloc(arena, size, where, align, page_offset)
         if where == "dmap":
             if page_offset is not None:
                 raise ValueError("page_offset is only for kva")

@@ -136,18 +136,29 @@ class FrameAllocator:
     def reserve(self, start: int, end: int) -> None:
         self.reserved.append((trunc_page(start), round_page(end)))
 
-    def alloc_low(self, npages: int = 1) -> int:
-        """``npages`` physically contiguous frames from the low cursor."""
-        pa = self._low
+    def alloc_low(self, npages: int = 1, cursor: str | None = None) -> int:
+        """``npages`` physically contiguous frames from the low cursor (or from
+        the named extra cursor made by ``add_cursor``)."""
+        pa = self._low if cursor is None else self.cursors[cursor]
         while True:
             if all(self._usable(pa + i * PAGE_SIZE) for i in range(npages)):
                 for i in range(npages):
                     self.used.add(pa + i * PAGE_SIZE)
-                self._low = pa + npages * PAGE_SIZE
+                if cursor is None:
+                    self._low = pa + npages * PAGE_SIZE
+                else:
+                    self.cursors[cursor] = pa + npages * PAGE_SIZE
                 return pa
             pa += PAGE_SIZE
             if pa >= self.mem.maxpa:
                 raise MemoryError("out of physical memory (low)")
+
+    def add_cursor(self, name: str, start: int) -> None:
+        """A second upward cursor starting at ``start`` (an allocation arena
+        whose use does not move what the main cursor hands out)."""
+        if not hasattr(self, "cursors"):
+            self.cursors: dict[str, int] = {}
+        self.cursors[name] = round_page(start)
 
     def alloc_high(self, stride: int = 1) -> int:
         """One frame from the high cursor; ``stride`` > 1 leaves gaps so

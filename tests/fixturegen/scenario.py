@@ -72,6 +72,8 @@ class JailSpec:
     uref: int | None = None
     ifcnt: int = 1
     sockcnt: int = 0
+    arena: str | None = None        # "net": allocated in the machine's second arena
+    boot: bool = True               # started at boot (listed in the msgbuf's "Starting jails")
 
 
 @dataclass
@@ -90,10 +92,18 @@ class Scenario:
     vnet0_sockcnt: int = 41
     lastprid: int | None = None
     translation_samples: int = 20
+    net: dict | None = None             # owner JID -> netspec.NetStack (None: no network state)
 
 
-def default() -> Scenario:
-    """The demo machine: 256 MiB, 2 CPUs, five jails."""
+def default(network: bool = True, dying_vnet_jail: bool = True) -> Scenario:
+    """The demo machine: 256 MiB, 2 CPUs, five jails; with ``network`` the
+    stacks of netspec.default_network() (vnet0 and the VNET jail 2).
+
+    ``dying_vnet_jail`` adds jail 6 "oldvnet": a removed VNET jail kept dying by
+    a TIME_WAIT connection, its vnet still on vnet_head.  Off for the committed
+    fixtures because ``jls -d`` lists dying jails and the jls goldens must not
+    change; tests build it on the fly (all its objects live in the "net" arena,
+    so every other address is the same with and without it)."""
     host255 = ".".join(["vnetjail-host-label-%02d-abcdefghijklmnopqrstuvwxyz0123456789abcdefgh" % i
                         for i in range(4)])
     host255 = (host255 + ".example")[:255]
@@ -115,7 +125,17 @@ def default() -> Scenario:
         JailSpec(5, "db", b"/jails/db", "db.example.org", ip4=["203.0.113.5"],
                  allow=["sysvipc"], cpuset=6, placement="dmap", ref=2, uref=1),
     ]
-    return Scenario("default", 256 * MiB, jails, lastprid=5)
+    if network and dying_vnet_jail:
+        # a VNET jail removed by the user, kept dying by a TIME_WAIT connection
+        # whose credential still references it; its vnet is still on vnet_head
+        jails.append(JailSpec(6, "oldvnet", b"/jails/oldvnet", "oldvnet.example.org", vnet=True,
+                              persist=False, state="dying", cpuset=7, ref=1, uref=0,
+                              allow=["raw_sockets"], arena="net", boot=False))
+    from .netspec import default_network
+    dying = network and dying_vnet_jail
+    return Scenario("default-dying-vnet" if dying else "default", 256 * MiB, jails,
+                    lastprid=6 if dying else 5,
+                    net=default_network(dying_vnet_jail=dying) if network else None)
 
 
 def big(jails: int = 10000) -> Scenario:
@@ -143,6 +163,19 @@ def big(jails: int = 10000) -> Scenario:
                                   f"c.j{parent}.bench.example", parent=parent, cpuset=cs))
             cs += 1
     return Scenario(f"big{jails}", 64 * GiB, specs, msgbuf_fill=1.3, lastprid=jid)
+
+
+def big_net(jails: int = 200, pcbs: int = 1_000_000, biggest: int = 500_000,
+            ram_size: int = 16 * GiB) -> Scenario:
+    """Network benchmark machine: ``jails`` VNET jails (each with lo0 and an
+    epair B side moved in from vnet0), ``pcbs`` inpcbs in total, ``biggest`` of
+    them in the first jail's stack."""
+    from .netspec import big_network
+    specs = [JailSpec(j, f"v{j}", f"/jails/v{j}".encode(), f"v{j}.bench.example", vnet=True,
+                      cpuset=1 + j, allow=["raw_sockets"]) for j in range(1, jails + 1)]
+    owners = [0] + [j.jid for j in specs]
+    return Scenario(f"big_net{jails}", ram_size, specs, msgbuf_fill=1.1, lastprid=jails,
+                    net=big_network(owners, pcbs, biggest))
 
 
 # --------------------------------------------------------------------------------------
@@ -241,6 +274,12 @@ class Builder:
         for j in s.jails:
             if j.parent and j.parent not in jails:
                 raise ValueError(f"jail {j.jid}: unknown parent {j.parent}")
+        if s.net or any(j.arena for j in s.jails):
+            m.open_arena("net")
+        self.net_counts = {}
+        from .netspec import stack_counts
+        for jid, st in (s.net or {}).items():
+            self.net_counts[jid] = stack_counts(st)
         self.osrelease = self.k.read_cstring("osrelease").decode()
         self.osreldate = self.image_int("osreldate")
         self.version = self.k.read_cstring("version")
@@ -253,7 +292,9 @@ class Builder:
         size = w.sizeof("struct prison")
         name_off = w.offsetof("struct prison", "pr_path")
         for j in s.jails:
-            if j.placement == "dmap":
+            if j.arena:
+                addrs[j.jid] = m.alloc(size, "dmap", align=16, arena=j.arena)
+            elif j.placement == "dmap":
                 addrs[j.jid] = m.alloc(size, "dmap", align=16)
             elif j.placement == "kva":
                 addrs[j.jid] = m.alloc(size, "kva")
@@ -318,6 +359,12 @@ class Builder:
 
         self._build_misc()
         msg = self._build_msgbuf()
+        network = None
+        if s.net:
+            from .network import NetBuilder
+            self.netbuilder = NetBuilder(self, s.net)
+            network = self.netbuilder.build()
+            self.netbuilder.finish()
 
         by_jid = {t["jid"]: t for t in truth_jails}
         self.truth = {
@@ -347,7 +394,23 @@ class Builder:
             "msgbuf": msg,
             "kpml4phys": _hex(m.kpml4phys),
         }
+        if network is not None:
+            self.truth["network"] = network
+            self._refresh_vnet_vars()
         return self.truth
+
+    def _refresh_vnet_vars(self):
+        """VNET variables the network builder filled: ground truth shows what
+        is in memory now (values, and heads no longer empty)."""
+        for v in self.truth["vnets"]:
+            for name, e in v["vars"].items():
+                a = int(e["address"], 16)
+                if "value" in e:
+                    size = e["size"] if e["size"] in (4, 8) else 4
+                    e["value"] = int.from_bytes(self.m.read(a, size), "little")
+                if "empty_queue_head" in e and self.m.read_u64(a) != 0:
+                    del e["empty_queue_head"]
+                    e["queue_head_first"] = _hex(self.m.read_u64(a))
 
     def _build_pcpu(self):
         s, m, w = self.s, self.m, self.w
@@ -392,7 +455,8 @@ class Builder:
 
     def _build_cpusets(self) -> dict[int, int]:
         s, m, w = self.s, self.m, self.w
-        ids = sorted({1} | {j.cpuset for j in s.jails if j.cpuset})
+        ids = sorted({1} | {j.cpuset for j in s.jails if j.cpuset and not j.arena})
+        late = sorted({j.cpuset for j in s.jails if j.cpuset and j.arena} - set(ids))
         size = w.sizeof("struct cpuset")
         out = {}
         mask = (1 << s.ncpus) - 1
@@ -412,6 +476,17 @@ class Builder:
                 fields["cs_parent"] = out[1]
             w.write_struct(a, "struct cpuset", fields)
             out[cid] = a
+        for cid in late:   # cpusets of jails in the second arena
+            a = m.alloc(size, "dmap", align=64, arena="net")
+            fields = {"cs_id": cid}
+            if w.has_member("struct cpuset", "cs_ref"):
+                fields["cs_ref"] = 1
+            if mask_path == "cs_mask.__bits[0]":
+                fields[mask_path] = mask
+            if w.has_member("struct cpuset", "cs_parent"):
+                fields["cs_parent"] = out[1]
+            w.write_struct(a, "struct cpuset", fields)
+            out[cid] = a
         return out
 
     def _build_vnets(self, addrs) -> dict[int, dict]:
@@ -423,13 +498,18 @@ class Builder:
         state = k.enumerator("enum sysinit_sub_id", "SI_SUB_VNET_DONE", SI_SUB_VNET_DONE_FALLBACK)
         vars_ = [sy for sy in k.symbols_with_prefix("vnet_entry_") if start <= sy.value < stop]
         owners = [0] + [j.jid for j in s.jails if j.vnet]
+        arenas = {j.jid: j.arena for j in s.jails}
         out = {}
+        self.vnet_bases: dict[int, int] = {}
+        self.vnet_vas: dict[int, int] = {}
         for idx, jid in enumerate(owners):
-            va = m.alloc(vsize, "dmap", align=64)
+            va = m.alloc(vsize, "dmap", align=64, arena=arenas.get(jid))
             dsize = round_page(len(tmpl)) if len(tmpl) > PAGE_SIZE // 2 else max(len(tmpl), 16)
-            mem = m.alloc(dsize, "kva" if dsize > PAGE_SIZE // 2 else "dmap")
+            mem = m.alloc(dsize, "kva" if dsize > PAGE_SIZE // 2 else "dmap", arena=arenas.get(jid))
             m.write(mem, tmpl)
             base = (mem - start) & U64
+            self.vnet_bases[jid] = base
+            self.vnet_vas[jid] = va
             vt = {}
             for sy in vars_:
                 copy = (base + sy.value) & U64
@@ -463,6 +543,8 @@ class Builder:
             else:
                 j = next(x for x in s.jails if x.jid == jid)
                 ifcnt, sockcnt = j.ifcnt, j.sockcnt
+            if jid in self.net_counts:   # consistent with the network objects
+                ifcnt, sockcnt = self.net_counts[jid]
             fields = {"vnet_magic_n": self.vnet_magic, "vnet_ifcnt": ifcnt,
                       "vnet_sockcnt": sockcnt, "vnet_data_mem": mem, "vnet_data_base": base}
             if self.features["vnet_state"]:
@@ -620,7 +702,8 @@ class Builder:
         m.write(self.panicstr_va, ps)
         w.write_global("panicstr", self.panicstr_va)
         w.write_global("dumptid", s.dumptid)
-        w.write_global("KPML4phys", m.kpml4phys)
+        if self.k.has_symbol("KPML4phys"):   # amd64 only (other arches: archmachine)
+            w.write_global("KPML4phys", m.kpml4phys)
         if self.k.has_symbol("dumping"):
             w.write_global("dumping", 1)
 
@@ -697,11 +780,12 @@ def make_msgbuf_stream(builder: Builder, size: int) -> bytearray:
     out = bytearray(BOOT_LINES.format(version=ver, ram=s.ram_size, ram_mb=s.ram_size // MiB,
                                       avail=avail, avail_mb=avail // MiB, ncpus=s.ncpus,
                                       hostname=s.hostname).encode())
-    for j in s.jails[:50]:
+    boot = [j for j in s.jails if j.boot]
+    for j in boot[:50]:
         out += f" {j.name}".encode()
     out += b".\n"
     epair = 0
-    for j in s.jails[:200]:
+    for j in boot[:200]:
         if j.vnet:
             out += (f"epair{epair}a: Ethernet address: 02:{epair:02x}:00:00:00:0a\n"
                     f"epair{epair}b: Ethernet address: 02:{epair:02x}:00:00:00:0b\n"
@@ -729,7 +813,7 @@ def make_msgbuf_stream(builder: Builder, size: int) -> bytearray:
     n = 0
     while len(out) + len(tail) < target:
         n += 1
-        j = s.jails[n % len(s.jails)] if s.jails else None
+        j = boot[n % len(boot)] if boot else None
         jid = j.jid if j else 0
         pid = 1000 + n * 7
         if n % 3 == 0:

@@ -236,6 +236,178 @@ def test_layout_members(built, layout):
         assert prog.type("enum prison_state")
 
 
+#: network structures: member -> layouts that have it (struct, member)
+NET_LAYOUT_MEMBERS = {
+    ("struct ifnet", "if_index_reserved"): {"fbsd12", "fbsd13"},
+    ("struct ifnet", "if_idxgen"): {"fbsd14"},
+    ("struct ifnet", "if_capabilities2"): {"fbsd14"},
+    ("struct ifnet", "if_capenable2"): {"fbsd14"},
+    ("struct ifnet", "if_numa_domain"): {"fbsd13", "fbsd14"},
+    ("struct ifaddr", "ifa_rtrequest"): {"fbsd12"},
+    ("struct inpcb", "inp_ppcb"): {"fbsd12", "fbsd13"},
+    ("struct inpcb", "inp_hash"): {"fbsd12", "fbsd13"},
+    ("struct inpcb", "inp_pcbgroup"): {"fbsd12", "fbsd13"},
+    ("struct inpcb", "inp_hash_exact"): {"fbsd14"},
+    ("struct inpcb", "inp_smr"): {"fbsd14"},
+    ("struct inpcbinfo", "ipi_list_lock"): {"fbsd12", "fbsd13"},
+    ("struct inpcbinfo", "ipi_hash_wild"): {"fbsd14"},
+    ("struct in_endpoints", "ie6_zoneid"): {"fbsd13", "fbsd14"},
+    ("struct socket", "so_rerror"): {"fbsd13", "fbsd14"},
+    ("struct socket", "so_snd_sx"): {"fbsd14"},
+    ("struct sockbuf", "sb_mtx"): {"fbsd12", "fbsd13", "fbsd14"},
+    ("struct sockbuf", "sb_mcnt"): {"fbsd12"},
+    ("struct sockbuf", "uxdg_mb"): {"fbsd14"},
+    ("struct tcpcb", "t_port"): {"fbsd13", "fbsd14"},
+    ("struct tcpcb", "t_timers"): {"fbsd12", "fbsd13", "fbsd14"},
+    ("struct tcpcb", "t_vnet"): {"fbsd12", "fbsd13"},
+    ("struct tcpcb", "t_ccv"): {"fbsd14"},
+    ("struct tcpstat", "tcps_tunneled_pkts"): {"fbsd13", "fbsd14"},
+    ("struct tcpstat", "tcps_tw_recycles"): {"fbsd14"},
+    ("struct protosw", "pr_usrreqs"): {"fbsd12", "fbsd13"},
+    ("struct protosw", "pr_attach"): {"fbsd14"},
+    ("struct udpcb", "u_inpcb"): {"fbsd14"},
+}
+
+#: members every layout has
+NET_COMMON_MEMBERS = {
+    "struct ifnet": ["if_link", "if_xname", "if_dname", "if_dunit", "if_index", "if_flags",
+                     "if_drv_flags", "if_capabilities", "if_capenable", "if_type",
+                     "if_addrlen", "if_hdrlen", "if_link_state", "if_mtu", "if_metric",
+                     "if_baudrate", "if_snd", "if_addrhead", "if_addr", "if_afdata",
+                     "if_fib", "if_vnet", "if_home_vnet", "if_carp", "if_bridge",
+                     "if_get_counter", "if_counters", "if_description"],
+    "struct ifaddr": ["ifa_addr", "ifa_dstaddr", "ifa_netmask", "ifa_ifp", "ifa_carp",
+                      "ifa_link", "ifa_flags", "ifa_refcnt", "ifa_ipackets",
+                      "ifa_opackets", "ifa_ibytes", "ifa_obytes", "ifa_epoch_ctx"],
+    "struct in_ifaddr": ["ia_ifa", "ia_subnet", "ia_subnetmask", "ia_hash", "ia_link",
+                         "ia_addr", "ia_dstaddr", "ia_sockmask"],
+    "struct in6_ifaddr": ["ia_ifa", "ia_addr", "ia_net", "ia_dstaddr", "ia_prefixmask",
+                          "ia_plen", "ia_link", "ia6_flags", "ia6_lifetime"],
+    "struct inpcb": ["inp_lock", "inp_refcount", "inp_flags", "inp_flags2", "inp_socket",
+                     "inp_pcbinfo", "inp_cred", "inp_vflag", "inp_ip_p", "inp_flowid",
+                     "inp_inc", "inp_gencnt", "inp_list"],
+    "struct inpcbinfo": ["ipi_lock", "ipi_listhead", "ipi_count", "ipi_gencnt",
+                         "ipi_zone", "ipi_vnet"],
+    "struct in_endpoints": ["ie_fport", "ie_lport", "ie_dependfaddr", "ie_dependladdr"],
+    "struct in_conninfo": ["inc_flags", "inc_len", "inc_fibnum", "inc_ie"],
+    "struct socket": ["so_lock", "so_count", "so_rdsel", "so_wrsel", "so_options",
+                      "so_type", "so_state", "so_pcb", "so_vnet", "so_proto", "so_error",
+                      "so_cred", "so_rcv", "so_snd", "sol_incomp", "sol_comp", "sol_qlen",
+                      "sol_incqlen", "sol_qlimit"],
+    "struct sockbuf": ["sb_ccc", "sb_acc", "sb_hiwat", "sb_lowat", "sb_mbcnt", "sb_mbmax",
+                       "sb_state", "sb_flags"],
+    "struct tcpcb": ["t_inpcb", "t_state", "t_flags", "snd_una", "snd_nxt", "rcv_nxt"],
+    "struct protosw": ["pr_type", "pr_domain", "pr_protocol", "pr_flags"],
+    "struct domain": ["dom_family", "dom_name", "dom_protosw"],
+    "struct sockaddr_in6": ["sin6_len", "sin6_family", "sin6_port", "sin6_addr",
+                            "sin6_scope_id"],
+    "struct sockaddr_dl": ["sdl_len", "sdl_family", "sdl_index", "sdl_type", "sdl_nlen",
+                           "sdl_alen", "sdl_slen", "sdl_data"],
+}
+
+#: VNET variables per layout (symbol -> layouts), all in set_vnet
+NET_VNET_VARS = {
+    "vnet_entry_tcbinfo": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_udbinfo": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_ulitecbinfo": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_ripcbinfo": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_tcb": {"fbsd12", "fbsd13"},
+    "vnet_entry_udb": {"fbsd12", "fbsd13"},
+    "vnet_entry_ulitecb": {"fbsd12", "fbsd13"},
+    "vnet_entry_ripcb": {"fbsd12", "fbsd13"},
+    "vnet_entry_tcpstat": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_udpstat": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_ipstat": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_icmpstat": {"fbsd12", "fbsd13", "fbsd14"},   # VNET_..._STATIC: LOCAL
+    "vnet_entry_ip6stat": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_tcps_states": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_ifindex_table": {"fbsd12", "fbsd13"},
+    "vnet_entry_if_index": {"fbsd12", "fbsd13"},
+    "vnet_entry_in_ifaddrhead": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_in6_ifaddrhead": {"fbsd12", "fbsd13", "fbsd14"},
+    "vnet_entry_twq_2msl": {"fbsd12", "fbsd13"},
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_network_layout(built, layout):
+    """Release differences of the network structures, as a reader must detect them."""
+    prog = _drgn_program(built[layout][0]["kernel_debug"])
+    for (type_name, member), have in NET_LAYOUT_MEMBERS.items():
+        assert _has_member(prog, type_name, member) == (layout in have), \
+            f"{layout}: {type_name}.{member}"
+    for type_name, members in NET_COMMON_MEMBERS.items():
+        for member in members:
+            assert _has_member(prog, type_name, member), f"{layout}: {type_name}.{member}"
+    # ipi_listhead: pointer to V_tcb etc. (12/13) vs embedded CK_LIST head (14)
+    lh = prog.type("struct inpcbinfo").member("ipi_listhead").type
+    if layout == "fbsd14":
+        assert lh.type_name() == "struct inpcbhead"
+    else:
+        assert lh.type_name() == "struct inpcbhead *"
+    assert [m.name for m in prog.type("struct inpcbhead").members] == ["clh_first"]
+    # tcpcb.t_inpcb: pointer (12/13) vs embedded struct inpcb at offset 0 (14)
+    tcpcb = prog.type("struct tcpcb")
+    ti = tcpcb.member("t_inpcb")
+    assert ti.offset == 0
+    assert ti.type.type_name() == ("struct inpcb" if layout == "fbsd14" else "struct inpcb *")
+    # t_state is a 4-bit bitfield in all three releases
+    assert tcpcb.member("t_state").bit_field_size == 4
+    # struct tcptw / INP_TIMEWAIT only on 12/13
+    if layout == "fbsd14":
+        with pytest.raises(LookupError):
+            prog.type("struct tcptw")
+    else:
+        assert prog.type("struct tcptw").member("tw_inpcb").offset == 0
+    # listening/data union of struct socket
+    so = prog.type("struct socket")
+    assert so.member("sol_qlen").offset < so.member("so_snd").offset
+    assert so.member("so_rcv").offset <= so.member("sol_incomp").offset
+    # counters: counter_u64_t is a pointer, if_counters has IFCOUNTERS entries
+    enum = prog.type("ift_counter").type
+    assert dict(enum.enumerators)["IFCOUNTER_NOPROTO"] == 11
+    assert dict(enum.enumerators)["IFCOUNTERS"] == 12
+    ctr = prog.type("struct ifnet").member("if_counters").type
+    assert ctr.length == 12 and ctr.type.type_name() == "counter_u64_t"
+    assert prog.type("counter_u64_t").type.type_name() == "uint64_t *"
+    # the per-CPU statistics arrays are sized sizeof(struct X) / sizeof(uint64_t)
+    for var, st in (("vnet_entry_tcpstat", "struct tcpstat"),
+                    ("vnet_entry_udpstat", "struct udpstat"),
+                    ("vnet_entry_ipstat", "struct ipstat"),
+                    ("vnet_entry_icmpstat", "struct icmpstat"),
+                    ("vnet_entry_ip6stat", "struct ip6stat")):
+        assert prog.object(var).type_.length == prog.type(st).size // 8, var
+    assert prog.object("vnet_entry_tcps_states").type_.length == 11
+    # functions whose addresses the reader compares
+    for fn in ("if_get_counter_default", "vtnet_get_counter"):
+        assert prog.object(fn).address_
+    if layout == "fbsd14":
+        assert prog.object("ifindex_table").type_.type_name() == "struct ifindex_entry *"
+        for pr in ("tcp_protosw", "udp_protosw", "rip_protosw"):
+            assert prog.object(pr).type_.type_name() == "struct protosw"
+    else:
+        assert prog.object("inetsw").type_.type.type_name() == "struct protosw"
+        it = prog.object("vnet_entry_ifindex_table").type_.type_name()
+        assert it == ("struct ifnet **" if layout == "fbsd12" else "struct ifindex_entry *")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_network_vnet_symbols(built, layout):
+    syms = _symbols(built[layout][0]["kernel_full"])
+    start, stop = syms["__start_set_vnet"][0], syms["__stop_set_vnet"][0]
+    for name, have in NET_VNET_VARS.items():
+        assert (name in syms) == (layout in have), f"{layout}: {name}"
+        if name in syms:
+            addr, size = syms[name][:2]
+            assert start <= addr and addr + size <= stop, name
+            want = "STB_LOCAL" if name in ("vnet_entry_icmpstat", "vnet_entry_twq_2msl") \
+                else "STB_GLOBAL"
+            assert syms[name][2] == want, f"{layout}: {name} is {syms[name][2]}"
+    assert syms["if_get_counter_default"][2] == "STB_GLOBAL"
+    assert syms["vtnet_get_counter"][2] == "STB_LOCAL"     # static in if_vtnet.c
+    assert syms["vtnet_get_counter"][3] == "STT_FUNC"
+
+
 #: allow names per layout (the part before the first empty slot)
 ALLOW_NAMES = {
     "fbsd12": 11, "fbsd13": 12, "fbsd14": 13,

@@ -208,7 +208,7 @@ def test_committed_fixture_matches_truth_via_drgn(name):
     while node:
         jails.append(node)
         node = node.pr_list.tqe_next.read_()
-    assert [j.pr_id.value_() for j in jails] == [t["jid"] for t in truth["jails"]] == [1, 2, 3, 4, 5]
+    assert [j.pr_id.value_() for j in jails] == [t["jid"] for t in truth["jails"]] == [1, 2, 3, 4, 5, 6]
     for pr, t in zip(jails, truth["jails"]):
         assert hex(pr.value_()) == hex(int(t["address"], 16))
         assert pr.pr_name.string_().decode() == t["name"]
@@ -250,7 +250,7 @@ def test_committed_fixture_matches_truth_via_drgn(name):
     while c:
         kids.append(c.pr_id.value_())
         c = c.pr_sibling.le_next.read_()
-    assert kids == truth["prison0"]["children"] == [5, 4, 2, 1]
+    assert kids == truth["prison0"]["children"] == [6, 5, 4, 2, 1]
     assert p0.pr_vnet.value_() == prog["vnet0"].value_() == int(truth["vnet0"], 16)
     # vnets, newest first
     vn = []
@@ -265,7 +265,7 @@ def test_committed_fixture_matches_truth_via_drgn(name):
         assert base == int(t["data_base"], 16)
         assert (x.vnet_data_mem.value_() - prog.symbol("__start_set_vnet").address) % (1 << 64) == base
     assert truth["vnet_magic_expected"] == (0x5E4A6F28 if feats["vnet_shutdown"] else 0x3E0D8F29)
-    assert prog["lastprid"].value_() == 5
+    assert prog["lastprid"].value_() == truth["lastprid"] == 6
     assert prog["panicstr"].string_() == b"vnetdbg fixture panic"
     assert prog["mp_ncpus"].value_() == 2 and prog["mp_maxid"].value_() == 1
     mb = prog["msgbufp"]
@@ -345,6 +345,32 @@ def test_corruption_knobs(tmp_path, corrupt):
     elif corrupt == "freed-vnet":
         va = int(c["vnet"], 16) + m.writer.offsetof("struct vnet", "vnet_magic_n")
         assert rd.read(va, 4) == (0xDEADBEEF).to_bytes(4, "little")
+    elif corrupt == "bad-vnet-magic":
+        va = int(c["vnet"], 16) + m.writer.offsetof("struct vnet", "vnet_magic_n")
+        got = int.from_bytes(rd.read(va, 4), "little")
+        assert got == c["magic"] and got not in (0xDEADBEEF, 0x5E4A6F28, 0x3E0D8F29)
+    elif corrupt == "cyclic-ifnet":
+        off = m.writer.offsetof("struct ifnet", "if_link.cstqe_next")
+        first = int(c["bad_address"], 16)
+        a, n = first, 0
+        while a and n < 20:
+            a = int.from_bytes(rd.read(a + off, 8), "little")
+            n += 1
+        assert n == 20 and len(c["interfaces_before_cycle"]) == 4
+    elif corrupt == "absent-inp-link":
+        nb_off = m.writer.offsetof("struct inpcb", "inp_list.cle_next")
+        a = int(c["pcbs_before_break"][0], 16)
+        walked = []
+        while a:
+            data = rd.read(a, nb_off + 8)
+            if data is None:
+                walked.append("absent")
+                break
+            walked.append(hex(a))
+            a = int.from_bytes(data[nb_off:nb_off + 8], "little")
+        assert walked[-1] == "absent"
+        assert walked[:-1] == [hex(int(x, 16)) for x in c["pcbs_before_break"]]
+        assert rd.read(int(c["bad_address"], 16), 8) is None
 
 
 def test_regeneration_is_deterministic(tmp_path):
@@ -390,3 +416,270 @@ def test_committed_fixtures_are_current():
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_fixture_vmcores.py"), "--check"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# -- network state ---------------------------------------------------------------------
+
+def _net_walk(prog, truth):
+    """Walk every stack of the dump with drgn + DWARF and compare with the
+    ground truth's network section (interfaces, addresses, counters, pcbs,
+    sockets, statistics)."""
+    import drgn
+    from drgn import Object, cast
+
+    U64 = (1 << 64) - 1
+    net = truth["network"]
+    ncpu = prog["mp_maxid"].value_() + 1
+    pcpu_t = prog.type("struct pcpu")
+    offs = []
+    for c in range(ncpu):
+        pc = prog["cpuid_to_pcpu"][c]
+        offs.append(pc.pc_zpcpu_offset.value_() if pcpu_t.has_member("pc_zpcpu_offset")
+                    else drgn.sizeof(pcpu_t) * c)
+
+    def counter(p):
+        p = int(p)
+        return sum(prog.read_u64((p + o) & U64) for o in offs) & U64 if p else 0
+
+    start = prog.symbol("__start_set_vnet").address
+
+    def vvar(vnet, name):
+        v = prog.object("vnet_entry_" + name)
+        base = Object(prog, "struct vnet *", int(vnet, 16)).vnet_data_base.value_()
+        return Object(prog, v.type_, address=(v.address_ + base) & U64)
+
+    def ip6(raw):
+        return str(ipaddress.IPv6Address(bytes(raw)))
+
+    stacks = {s["vnet"]: s for s in net["stacks"]}
+    vnets = []
+    v = prog["vnet_head"].lh_first.read_()
+    while v:
+        vnets.append(hex(v.value_()))
+        v = v.vnet_le.le_next.read_()
+    assert [int(x, 16) for x in vnets] == [int(s["vnet"], 16) for s in net["stacks"]]
+    for vaddr, st in zip(vnets, net["stacks"]):
+        vn = Object(prog, "struct vnet *", int(vaddr, 16))
+        assert vn.vnet_ifcnt.value_() == st["ifcnt"] == len(st["interfaces"])
+        assert vn.vnet_sockcnt.value_() == st["sockcnt"]
+        # interfaces
+        ifp = vvar(st["vnet"], "ifnet").cstqh_first.read_()
+        got = []
+        while ifp:
+            got.append(ifp)
+            ifp = ifp.if_link.cstqe_next.read_()
+        assert [i.if_xname.string_().decode() for i in got] == [t["name"] for t in st["interfaces"]]
+        for ifp, t in zip(got, st["interfaces"]):
+            assert ifp.if_index.value_() == t["index"]
+            assert ifp.if_flags.value_() | ifp.if_drv_flags.value_() == t["flags"]
+            assert ifp.if_mtu.value_() == t["mtu"] and ifp.if_type.value_() == t["type"]
+            assert hex(ifp.if_vnet.value_()) == hex(int(st["vnet"], 16))
+            assert hex(ifp.if_home_vnet.value_()) == hex(int(t["home_vnet"], 16))
+            gc = ifp.if_get_counter.value_()
+            assert prog.symbol(gc).name == t["get_counter"]["symbol"]
+            sums = [counter(ifp.if_counters[i]) for i in range(len(ifp.if_counters))]
+            assert sums == list(t["counters"].values())
+            ifa = ifp.if_addrhead.cstqh_first.read_()
+            assert ifa.value_() == ifp.if_addr.value_()
+            addrs = []
+            while ifa:
+                sa = ifa.ifa_addr
+                fam = sa.sa_family.value_()
+                c = {k: counter(getattr(ifa, "ifa_" + k)) for k in
+                     ("ipackets", "opackets", "ibytes", "obytes")}
+                if fam == 18:
+                    sdl = cast("struct sockaddr_dl *", sa)
+                    nl, al = sdl.sdl_nlen.value_(), sdl.sdl_alen.value_()
+                    data = prog.read(sdl.sdl_data.address_, nl + al)
+                    assert data[:nl].decode() == t["name"] and sdl.sdl_index.value_() == t["index"]
+                    mac = ":".join(f"{b:02x}" for b in data[nl:]) or None
+                    assert mac == t["mac"]
+                    addrs.append({"family": "link"})
+                elif fam == 2:
+                    ia = cast("struct in_ifaddr *", ifa)
+                    a = str(ipaddress.IPv4Address(prog.read(ia.ia_addr.sin_addr.address_, 4)))
+                    mask = ipaddress.IPv4Address(prog.read(ia.ia_sockmask.sin_addr.address_, 4))
+                    bc = ia.ia_dstaddr.sin_addr.s_addr.value_()
+                    bcs = str(ipaddress.IPv4Address(prog.read(ia.ia_dstaddr.sin_addr.address_, 4))) \
+                        if ia.ia_dstaddr.sin_len.value_() else None
+                    addrs.append({"family": "inet", "addr": a, "netmask": str(mask), "broadcast": bcs,
+                                  "counters": c})
+                elif fam == 28:
+                    ia = cast("struct in6_ifaddr *", ifa)
+                    raw = bytearray(prog.read(ia.ia_addr.sin6_addr.address_, 16))
+                    zone = None
+                    if raw[0] == 0xFE and raw[1] & 0xC0 == 0x80:
+                        zone = int.from_bytes(raw[2:4], "big")
+                        raw[2:4] = b"\0\0"
+                    addrs.append({"family": "inet6", "addr": ip6(raw), "prefixlen": ia.ia_plen.value_(),
+                                  "scope_id": zone, "counters": c})
+                ifa = ifa.ifa_link.cstqe_next.read_()
+            want = []
+            for a in t["addresses"]:
+                w = {"family": a["family"]}
+                if a["family"] == "inet":
+                    w.update(addr=a["addr"], netmask=a["netmask"], broadcast=a["broadcast"],
+                             counters=a["counters"])
+                elif a["family"] == "inet6":
+                    w.update(addr=a["addr"], prefixlen=a["prefixlen"], scope_id=a["scope_id"],
+                             counters=a["counters"])
+                want.append(w)
+            assert addrs == want, t["name"]
+        # pcbs
+        for info, pt in st["pcbinfo"].items():
+            pi = vvar(st["vnet"], info)
+            lh = pi.ipi_listhead
+            head = lh[0] if lh.type_.unaliased().kind == drgn.TypeKind.POINTER else lh
+            inp = head.clh_first.read_()
+            seen = []
+            while inp:
+                seen.append(inp)
+                inp = inp.inp_list.cle_next.read_()
+            assert len(seen) == pi.ipi_count.value_() == pt["count"]
+            assert pi.ipi_gencnt.value_() == pt["gencnt"]
+            gens = [i.inp_gencnt.value_() for i in seen]
+            assert gens == sorted(gens, reverse=True) and len(set(gens)) == len(gens)
+            assert max(gens, default=0) <= pt["gencnt"]
+            want = [s for s in st["sockets"] if s["pcbinfo"] == info]
+            if st["sockets_complete"]:
+                assert [hex(i.value_()) for i in seen] == [hex(int(s["pcb"], 16)) for s in want]
+            else:
+                first = {hex(int(s["pcb"], 16)) for s in want}
+                assert first <= {hex(i.value_()) for i in seen}
+                seen = [i for i in seen if hex(i.value_()) in first]
+            for inp, s in zip(seen, want):
+                inc = inp.inp_inc.inc_ie
+                assert int.from_bytes(prog.read(inc.ie_lport.address_, 2), "big") == s["local"]["port"]
+                assert int.from_bytes(prog.read(inc.ie_fport.address_, 2), "big") == s["foreign"]["port"]
+                vf = inp.inp_vflag.value_()
+                assert vf == s["vflag"]
+                v4 = vf & 1 and not vf & 2
+                lraw = bytearray(prog.read(inc.ie_dependladdr.address_, 16))
+                if v4:
+                    la = str(ipaddress.IPv4Address(bytes(lraw[12:])))
+                    la = "*" if la == "0.0.0.0" else la
+                else:
+                    if lraw[0] == 0xFE and lraw[1] & 0xC0 == 0x80:
+                        assert int.from_bytes(lraw[2:4], "big") == s["local"]["scope_id"]
+                        lraw[2:4] = b"\0\0"
+                    la = ip6(lraw)
+                    la = "*" if la == "::" else la
+                assert la == s["local"]["addr"], s
+                so = inp.inp_socket.read_()
+                assert bool(so) == s["has_socket"]
+                if s["protocol"] == "tcp":
+                    if s["tcptw"]:
+                        assert inp.inp_flags.value_() & 0x01000000
+                        assert hex(inp.inp_ppcb.value_()) == hex(int(s["tcptw"], 16))
+                        state = "TIME_WAIT"
+                    else:
+                        if prog.type("struct tcpcb").has_member("t_inpcb") and \
+                                prog.type("struct tcpcb").member("t_inpcb").type.unaliased().kind == drgn.TypeKind.STRUCT:
+                            tp = cast("struct tcpcb *", inp)
+                        else:
+                            tp = cast("struct tcpcb *", inp.inp_ppcb)
+                            assert tp.t_inpcb.value_() == inp.value_()
+                        state = ["CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED",
+                                 "CLOSE_WAIT", "FIN_WAIT_1", "CLOSING", "LAST_ACK", "FIN_WAIT_2",
+                                 "TIME_WAIT"][tp.t_state.value_()]
+                    assert state == s["state"]
+                if so:
+                    assert so.so_pcb.value_() == inp.value_()
+                    assert so.so_vnet.value_() == int(st["vnet"], 16)
+                    if so.so_options.value_() & 2:
+                        assert s["listen"] == {"qlen": so.sol_qlen.value_(),
+                                               "incqlen": so.sol_incqlen.value_(),
+                                               "qlimit": so.sol_qlimit.value_()}
+                        n = 0
+                        q = so.sol_comp.tqh_first.read_()
+                        while q:
+                            assert q.so_listen.value_() == so.value_()
+                            n += 1
+                            q = q.so_list.tqe_next.read_()
+                        assert n == so.sol_qlen.value_()
+                    else:
+                        assert so.so_rcv.sb_ccc.value_() == s["recv_q"]
+                        assert so.so_snd.sb_ccc.value_() == s["send_q"]
+        # tcps_states agree with the TCP pcbs
+        if st["sockets_complete"]:
+            want_states = {}
+            for s in st["sockets"]:
+                if s["protocol"] == "tcp":
+                    want_states[s["state"]] = want_states.get(s["state"], 0) + 1
+            got_states = {k: v for k, v in st["stats"]["tcps_states"]["fields"].items() if v}
+            assert got_states == want_states
+        # statistics
+        for key, sd in st["stats"].items():
+            arr = vvar(st["vnet"], sd["var"])
+            sums = [counter(arr[i]) for i in range(len(arr))]
+            assert sums == list(sd["fields"].values()), key
+
+
+@pytest.mark.parametrize("name", sorted(COMMITTED))
+def test_committed_network_matches_truth_via_drgn(name):
+    kdir = kernel_dir(name)
+    truth = json.loads((kdir / "ground-truth.json").read_text())
+    if "network" not in truth:
+        pytest.skip("fixture has no network state")
+    rd = MiniReader(str(kdir / "vmcore.0"))
+    prog = _drgn_program(str(kdir), rd)
+    _net_walk(prog, truth)
+    net = truth["network"]
+    v0 = next(s for s in net["stacks"] if s["owner_jid"] == 0)
+    names = [i["name"] for i in v0["interfaces"]]
+    assert names == ["vtnet0", "em0", "lo0", "epair0a"]
+    states = {s["state"] for s in v0["sockets"] if s["protocol"] == "tcp"}
+    assert states >= {"LISTEN", "ESTABLISHED", "SYN_SENT", "SYN_RCVD", "FIN_WAIT_1",
+                      "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT", "CLOSED"}
+    assert {s["proto"] for s in v0["sockets"]} >= {"tcp4", "tcp6", "tcp46", "udp4", "udp6",
+                                                   "udp46", "udplite4", "udplite6", "icmp4"}
+    tw = [s for s in v0["sockets"] if s["state"] == "TIME_WAIT"]
+    assert {s["has_socket"] for s in tw} == {True, False}
+    j2 = next(s for s in net["stacks"] if s["owner_jid"] == 2)
+    ep = next(i for i in j2["interfaces"] if i["name"] == "epair0b")
+    assert ep["moved_from"]["owner_jid"] == 0
+    assert [s["owner_jid"] for s in net["stacks"]] == [6, 2, 0]
+
+
+@pytest.mark.parametrize("name", ["amd64-fbsd12", "amd64-fbsd14"])
+def test_dying_vnet_jail_keeps_its_stack(tmp_path, name):
+    """jail 6 "oldvnet" (part of the committed default scenario): dying, its vnet
+    still on vnet_head with a TIME_WAIT pcb; leaving it out moves no other object."""
+    layout = _layout_copy(tmp_path, name)
+    lay, version = COMMITTED[name]
+    truth = build_vmcore(layout, str(tmp_path / "out"), dump_version=version, layout=lay,
+                         scenario=scenario.default(dying_vnet_jail=True))
+    without = build_vmcore(layout, str(tmp_path / "without"), dump_version=version, layout=lay,
+                           scenario=scenario.default(dying_vnet_jail=False))
+    base = {k: without[k] for k in ("jails", "vnets")}
+    j6 = next(j for j in truth["jails"] if j["jid"] == 6)
+    assert j6["state"] == "dying" and j6["vnet_owner"] and j6["name"] == "oldvnet"
+    assert truth["vnets"][0]["owner_jid"] == 6
+    for a, b in zip(base["jails"], truth["jails"]):
+        assert a["address"] == b["address"] and a["ip4_object"] == b["ip4_object"]
+    assert [v["address"] for v in base["vnets"]] == [v["address"] for v in truth["vnets"][1:]]
+    st = truth["network"]["stacks"][0]
+    assert st["owner_jid"] == 6 and st["jail_state"] == "dying" and st["sockcnt"] == 0
+    (tw,) = st["sockets"]
+    assert tw["state"] == "TIME_WAIT" and not tw["has_socket"]
+    assert (tw["tcptw"] is not None) == (lay != "fbsd14")
+    rd = MiniReader(str(tmp_path / "out" / "vmcore.0"))
+    for f in ("kernel", "kernel.debug"):
+        shutil.copyfile(Path(layout) / f, tmp_path / "out" / f)
+    _net_walk(_drgn_program(str(tmp_path / "out"), rd), truth)
+
+
+def test_big_net_small(tmp_path):
+    """scenario.big_net at a small scale: counts, list lengths, sparse file."""
+    layout = _layout_copy(tmp_path)
+    scen = scenario.big_net(jails=12, pcbs=6000, biggest=3000)
+    truth = build_vmcore(layout, str(tmp_path / "big"), scenario=scen, layout="fbsd14")
+    stacks = truth["network"]["stacks"]
+    assert len(stacks) == 13
+    counts = [sum(p["count"] for p in s["pcbinfo"].values()) for s in stacks]
+    assert sum(counts) == 6000 and max(counts) == 3000
+    for s in stacks:
+        v = next(v for v in truth["vnets"] if v["address"] == s["vnet"])
+        assert (v["ifcnt"], v["sockcnt"]) == (s["ifcnt"], s["sockcnt"])
+    rd = MiniReader(str(tmp_path / "big" / "vmcore.0"))
+    _net_walk(_drgn_program(str(tmp_path / "big"), rd), truth)
