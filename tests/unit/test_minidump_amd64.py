@@ -353,3 +353,18 @@ def test_opened_read_only(tmp_path):
     os.chmod(ro, 0o444)
     with m.open(ro) as d:
         assert d.read(KERNBASE + 0x1000, 8) == b"PA009000"
+
+
+def test_multi_page_dmap_reads_take_the_run_path_only_when_whole(v2):
+    """PA 0x200000-0x201fff are present and adjacent in the file (one slice); 0x202000
+    is absent, so a read over it must fault exactly there, not return a short run."""
+    whole = v2.read(DMAPBASE + 0x200ff8, 16)
+    assert whole == tag_page(b"PA200000")[-8:] + tag_page(b"PA201000")[:8]
+    assert v2.read(DMAPBASE + 0x200000, 2 * 4096) == tag_page(b"PA200000") + tag_page(b"PA201000")
+    with pytest.raises(FaultError) as e:
+        v2.read(DMAPBASE + 0x201ff0, 0x20)
+    assert e.value.address == DMAPBASE + 0x202000
+    # 0x7000 and 0x9000 are present, 0x8000 is not
+    with pytest.raises(FaultError) as e:
+        v2.read(DMAPBASE + 0x7000, 3 * 4096)
+    assert e.value.address == DMAPBASE + 0x8000

@@ -265,6 +265,7 @@ class AMD64Minidump:
         self._file_pages = min(total, (file_size - self._sparse_off) // PAGE_SIZE)
         self.truncated_pages = total - self._file_pages
         self._cache: dict[int, int] = {}
+        self._last_rank = (-2, -2)  # (bit, slot) of the last rank() answer
 
     # -- attributes -------------------------------------------------------------------
 
@@ -304,7 +305,10 @@ class AMD64Minidump:
         bit = pa_to_bit(self._segments, pa)
         if bit is None or not bit_is_set(self._bitmap, bit):
             return None
-        slot = rank(self._bitmap, self._rank_index, bit)
+        last_bit, last_slot = self._last_rank
+        # a scan through memory asks for consecutive bits: count on from the last one
+        slot = last_slot + 1 if bit == last_bit + 1 else rank(self._bitmap, self._rank_index, bit)
+        self._last_rank = (bit, slot)
         if slot >= self._file_pages:
             return None  # truncated core: the bitmap promises more than the file has
         return self._sparse_off + slot * PAGE_SIZE
@@ -350,6 +354,13 @@ class AMD64Minidump:
         raise FaultError(va, "address outside the kernel map and the DMAP")
 
     def _va_page_offset(self, va_page: int) -> int:
+        hdr = self.header
+        if va_page < hdr.kernbase and hdr.dmapbase <= va_page < hdr.dmapend:
+            # DMAP: translation is a subtraction, no need to cache it
+            off = self._page_offset(va_page - hdr.dmapbase)
+            if off is None:
+                raise FaultError(va_page)
+            return off
         off = self._cache.get(va_page)
         if off is None:
             off = self._page_offset(self.translate(va_page) & ~PAGE_MASK)
@@ -376,12 +387,45 @@ class AMD64Minidump:
                 off = page_offset(page)
             except FaultError as exc:
                 raise FaultError(cur, exc.reason) from None
-            chunks.append(self._mm[off + (cur - page):off + (cur - page) + n])
+            start = off + (cur - page)
+            if chunks and chunks[-1][1] == start:  # file-contiguous: extend the last run
+                chunks[-1][1] = start + n
+            else:
+                chunks.append([start, start + n])
             cur += n
-        return b"".join(chunks)
+        mm = self._mm
+        if len(chunks) == 1:
+            return mm[chunks[0][0]:chunks[0][1]]
+        return b"".join(mm[a:b] for a, b in chunks)
 
     def read(self, address: int, size: int) -> bytes:
+        hdr = self.header
+        if size > PAGE_SIZE and address < hdr.kernbase and \
+                hdr.dmapbase <= address and address + size <= hdr.dmapend:
+            run = self._dmap_run(address - hdr.dmapbase, size)
+            if run is not None:
+                return run
         return self._read_pages(address, size, self._va_page_offset)
+
+    def _dmap_run(self, pa: int, size: int) -> bytes | None:
+        """One slice for a multi-page DMAP read whose pages are all present and
+        consecutive in the file (the common case when scanning memory); None otherwise,
+        and the page-by-page path then names the first absent byte."""
+        first = pa & ~PAGE_MASK
+        pages = ((pa + size - 1) >> PAGE_SHIFT) - (first >> PAGE_SHIFT) + 1
+        bit = pa_to_bit(self._segments, first)
+        last = pa_to_bit(self._segments, first + (pages - 1) * PAGE_SIZE)
+        if bit is None or last != bit + pages - 1:
+            return None
+        bitmap = self._bitmap
+        if not all(bit_is_set(bitmap, b) for b in range(bit, last + 1)):
+            return None
+        off = self._page_offset(first)
+        if off is None or (off - self._sparse_off) // PAGE_SIZE + pages > self._file_pages:
+            return None
+        self._last_rank = (last, self._last_rank[1] + pages - 1)
+        start = off + (pa & PAGE_MASK)
+        return self._mm[start:start + size]
 
     def read_phys(self, pa: int, size: int) -> bytes:
         def phys_page_offset(page: int) -> int:
