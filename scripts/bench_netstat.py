@@ -5,12 +5,14 @@ Target (issue): >= 100,000 sockets/s end to end and within 5x of reading the sam
 bytes raw; 200 VNET jails, one stack with 500,000 pcbs.
 
 Two modes:
-- ``--mode vmcore`` (the real thing): builds under build/bench-netstat/ (git-ignored) a
-  dump from tests/fixturegen with ``scenario.big_network(...)`` and the 14.x fixture
-  kernel, then times ``vnetdbg netstat -an`` in fresh processes under each type provider
-  (median of --runs: wall, peak RSS, time to the first section).  Needs the fixture
-  writer's network scenario; the script says so and stops if it does not exist yet.
-- ``--mode synthetic`` (default while the writer cannot make sockets): the same number
+- ``--mode vmcore`` (the real thing): builds once under build/bench-netstat/ (git-ignored;
+  ~30 s, ~2 GB RAM) a dump from tests/fixturegen with ``scenario.big_net(jails=200,
+  pcbs=1_000_000, biggest=500_000)`` on the 14.x fixture kernel, then times
+  ``vnetdbg netstat -an`` in fresh processes under each type provider (median of --runs:
+  wall, peak RSS, time to the first stack section on stdout, sockets/s) against the raw
+  floor: the same inpcb and socket pages, found once with vnetdbg and then read with
+  ``os.pread`` alone in a fresh process.
+- ``--mode synthetic``: the same number
   of pcbs in 14.x layout (tcpcb embedding the inpcb, socket, protosw), hand-made types
   from tests/unit/test_inet_reports.py, in one flat in-memory image; times the walk +
   netstat text of every stack (``netstat_inet.text_lines``) against the raw floor: the
@@ -157,56 +159,129 @@ def run_synthetic(args) -> int:
     return 0
 
 
+def _raw_floor_pages(core: str) -> list[int]:
+    """File offsets of the dump pages holding the bytes the walk reads (each inpcb's
+    decoded span, its socket's span), in walk order, each page once.  Found with
+    vnetdbg itself (untimed); the floor then reads them with os.pread alone."""
+    from vnetdbg.freebsd import inpcb as P
+    from vnetdbg.reports import netstat_inet as NI
+    from vnetdbg.reports.scope import select_stacks
+    from vnetdbg.session import open_session
+    s = open_session(core, None, types="drgn")
+    t = s.target
+    problems: list[str] = []
+    stacks, _ = select_stacks(t, problems=problems)
+    L = P.pcb_layout(t)
+    mem = t.memory
+    seen, out = set(), []
+
+    def add(a: int, n: int) -> None:
+        for page in range(a & ~4095, a + n, 4096):
+            if page not in seen:
+                seen.add(page)
+                out.append(mem._va_page_offset(page))
+    for st in stacks:
+        for name, var, _proto, _fam in NI.PROTOX[:3] + (NI.UDPLITE,):
+            a = NI._pcbinfo_address(t, st, var)
+            if a is None:
+                continue
+            tcp = var == "tcbinfo"
+            rec = L.inp_tcp if (tcp and L.tcp_embeds) else L.inp
+            for p in P.walk_pcbs(t, a, tcp=tcp, what=var, problems=problems):
+                add(p.address + rec.start, rec.length)
+                if p.socket:
+                    add(p.socket + L.so_start, L.so_length)
+    s.close()
+    return out
+
+
+RAW_PROBE = r"""
+import os, sys, time
+offs = [int(x) for x in open(sys.argv[2]).read().split()]
+fd = os.open(sys.argv[1], os.O_RDONLY)
+t = time.perf_counter()
+n = 0
+for off in offs:
+    n += len(os.pread(fd, 4096, off))
+print(time.perf_counter() - t, n)
+"""
+
+NETSTAT_PROBE = r"""
+import io, sys, time, resource
+t = time.perf_counter()
+class Out(io.TextIOBase):
+    first = None
+    n = 0
+    def write(self, s):
+        if self.first is None and s.startswith('Proto'):
+            self.first = time.perf_counter() - t
+        if s != chr(10) and not s.startswith(('vnet ', chr(10) + 'vnet ', 'Active',
+                                                'Proto')):
+            self.n += 1      # one socket row (netcmds writes a row, then its newline)
+        return len(s)
+    def flush(self):
+        pass
+from vnetdbg.cli import main
+o = Out()
+sys.stdout = o
+code = main(['netstat', '-an', '--types', sys.argv[2], sys.argv[1]])
+w = time.perf_counter() - t
+sys.stdout = sys.__stdout__
+print(w, o.first or 0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, o.n, code)
+"""
+
+
 def run_vmcore(args) -> int:
-    from tests.fixturegen import scenario
-    if not hasattr(scenario, "big_network"):
-        print("tests/fixturegen/scenario.py has no big_network() yet: the fixture writer "
-              "cannot make sockets; use --mode synthetic", file=sys.stderr)
-        return 2
-    import shutil
+    """``vnetdbg netstat -an`` over every stack of a big_net dump, fresh processes."""
     import subprocess
+    import shutil
+    from tests.fixturegen import scenario
     from tests.fixturegen.build import build_vmcore
     out = os.path.join(ROOT, "build", "bench-netstat")
     core = os.path.join(out, "vmcore.0")
     stamp = os.path.join(out, f"stamp-{args.stacks}-{args.pcbs}-{args.big}")
     if not os.path.exists(stamp):
         shutil.rmtree(out, ignore_errors=True)
+        t = time.perf_counter()
         build_vmcore(os.path.join(ROOT, "fixtures", "vmcores", "amd64-fbsd14"), out,
-                     scenario=scenario.big_network(jails=args.stacks, pcbs=args.pcbs,
-                                                   biggest=args.big), write_truth=False)
+                     scenario=scenario.big_net(jails=args.stacks, pcbs=args.pcbs,
+                                               biggest=args.big), write_truth=False)
         open(stamp, "w").close()
-    probe = r"""
-import io, sys, time, resource
-from vnetdbg.cli import main
-class Out(io.TextIOBase):
-    first = None; n = 0
-    def write(self, s):
-        if self.first is None and s.startswith('Proto'):
-            self.first = time.perf_counter() - t
-        self.n += s.count('\n'); return len(s)
-o = Out(); sys.stdout = o
-t = time.perf_counter()
-code = main(['netstat', '-an', '--types', sys.argv[2], sys.argv[1]])
-w = time.perf_counter() - t
-sys.stdout = sys.__stdout__
-print(w, o.first or 0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, o.n)
-"""
+        print(f"built {core} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    # the raw floor: the same pages, read with os.pread in a fresh process
+    offs_file = os.path.join(out, "floor-pages.txt")
+    if not os.path.exists(offs_file + ".done"):
+        with open(offs_file, "w") as f:
+            f.write("\n".join(map(str, _raw_floor_pages(core))))
+        open(offs_file + ".done", "w").close()
+    floors = []
+    for _ in range(args.runs):
+        r = subprocess.run([sys.executable, "-c", RAW_PROBE, core, offs_file], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+        floors.append(float(r[0]))
+        nbytes = int(r[1])
+    floor = statistics.median(floors)
+    print(f"raw floor: {nbytes / 2**20:.0f} MiB of inpcb/socket pages by os.pread: "
+          f"median {floor:.2f} s")
     for prov in ("drgn", "dwarf"):
         rows = []
         for _ in range(args.runs):
-            r = subprocess.run([sys.executable, "-c", probe, core, prov], cwd=ROOT,
+            r = subprocess.run([sys.executable, "-c", NETSTAT_PROBE, core, prov], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.split()
             rows.append([float(x) for x in r])
         w = statistics.median(r[0] for r in rows)
-        print(f"{prov}: wall {w:.2f} s, first section {statistics.median(r[1] for r in rows):.2f}"
-              f" s, peak RSS {max(r[2] for r in rows):.0f} MiB, {rows[0][3]:.0f} lines, "
-              f"{rows[0][3] / w:,.0f} lines/s")
+        sockets = rows[0][3]
+        print(f"{prov}: median wall {w:.2f} s (runs: "
+              f"{', '.join(f'{r[0]:.2f}' for r in rows)}), first stack section on stdout "
+              f"after {statistics.median(r[1] for r in rows):.2f} s, peak RSS "
+              f"{max(r[2] for r in rows):.0f} MiB, {sockets:.0f} sockets = "
+              f"{sockets / w:,.0f} sockets/s, {w / floor:.1f}x the raw floor")
     return 0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=("synthetic", "vmcore"), default="synthetic")
+    ap.add_argument("--mode", choices=("synthetic", "vmcore"), default="vmcore")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--stacks", type=int, default=200)
     ap.add_argument("--pcbs", type=int, default=1_000_000)

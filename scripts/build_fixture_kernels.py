@@ -65,6 +65,11 @@ ARCH_LAYOUTS: dict[str, dict] = {
                      "dwarf": 5, "base": "fbsd14", "arch": "riscv", "obj": "riscv.riscv64",
                      "cflags": ["-mcmodel=medany", "-march=rv64imac", "-mabi=lp64",
                                 "-mno-relax"]},
+    # one kernel for PAE and non-PAE (FreeBSD 12+ builds both pmaps in)
+    "fbsd14-i386": {"release": "14.2-RELEASE", "target": "i386-unknown-freebsd14.2",
+                    "dwarf": 5, "base": "fbsd14", "arch": "i386", "obj": "i386.i386",
+                    "cflags": ["-mno-mmx", "-mno-sse", "-msoft-float",
+                               "-fno-omit-frame-pointer"]},
 }
 MD = KERNELS / "md"
 

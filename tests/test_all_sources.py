@@ -7,7 +7,9 @@ clang/ld.lld by scripts/build_fixture_kernels.py, then tests/fixturegen writes t
 dumps: amd64 minidumps v1/v2/v3, arm64 minidumps (4 KiB and 16 KiB pages), a riscv
 minidump, an amd64 ELF full dump, raw dump-device images (kerneldumpheader v4 and v1),
 vmcore.0.gz, vmcore.0.zst, a raw physical image (--phys) and a /dev/kmem stand-in
-(KmemSource over a regular file with an injected KVA -> offset function).
+(KmemSource over a regular file with an injected KVA -> offset function); and i386
+(fbsd14-i386, one kernel for both pmaps as on FreeBSD 12+): minidumps v2 with and
+without PAE and ELF full dumps of both machines.
 """
 
 from __future__ import annotations
@@ -21,10 +23,6 @@ import pytest
 
 from .conftest import ROOT, run_cli
 
-NOT_YET = {
-    # i386 (PAE / non-PAE minidumps, ELF full dump) needs a 32-bit fixture kernel and
-    # writer; see the report of issue 3.
-}
 
 
 def _kernel_builder():
@@ -49,7 +47,7 @@ def all_sources(tmp_path_factory):
     root = tmp_path_factory.mktemp("all-sources")
     kdir = root / "kernels"
     layouts = {}
-    for layout in ("fbsd14", "fbsd14-arm64", "fbsd14-riscv"):
+    for layout in ("fbsd14", "fbsd14-arm64", "fbsd14-riscv", "fbsd14-i386"):
         layouts[layout] = str(bfk.build(layout, kdir)["dir"])
     scen = scenario.default(network=False)
     out: dict[str, dict] = {}
@@ -72,6 +70,21 @@ def all_sources(tmp_path_factory):
         d = root / name
         build_arch_vmcore(layouts[layout], str(d), arch, page_size=ps, scenario=scen)
         core(name, d / "vmcore.0")
+
+    # i386: PAE and non-PAE machines, each as a minidump and as an ELF full dump
+    from tests.fixturegen.arch_i386 import build_i386_vmcore
+    for mode, pae in (("pae", True), ("nopae", False)):
+        d = root / f"i386-minidump-{mode}"
+        # same ring size as the amd64 machine (i386's struct msgbuf is 16 bytes
+        # smaller, so the same MSGBUF_SIZE would keep 16 more bytes of text)
+        res = build_i386_vmcore(layouts["fbsd14-i386"], str(d), pae=pae, scenario=scen,
+                                msg_size=truth["msgbuf"]["size"])
+        core(f"i386-minidump-{mode}", d / "vmcore.0")
+        d = root / f"i386-elf-{mode}"
+        d.mkdir()
+        rawimage.write_elf_full_dump(res["machine"], str(d / "vmcore.0"), "i386")
+        copy_kernel(layouts["fbsd14-i386"], str(d))
+        core(f"i386-elf-full-{mode}", d / "vmcore.0")
 
     v3 = root / "amd64-v3" / "vmcore.0"
     # ELF full dump of the same amd64 machine
@@ -112,7 +125,8 @@ def all_sources(tmp_path_factory):
 
 SOURCES = ["amd64-minidump-v1", "amd64-minidump-v2", "amd64-minidump-v3",
            "arm64-minidump-4k", "arm64-minidump-16k", "riscv-minidump",
-           "amd64-elf-full", "amd64-dumpdev-kdh-v4", "amd64-dumpdev-kdh-v1",
+           "i386-minidump-pae", "i386-minidump-nopae", "i386-elf-full-pae",
+           "i386-elf-full-nopae", "amd64-elf-full", "amd64-dumpdev-kdh-v4", "amd64-dumpdev-kdh-v1",
            "amd64-vmcore.0.gz", "amd64-vmcore.0.zst", "amd64-phys-image", "amd64-kmem"]
 
 
@@ -165,7 +179,8 @@ def _copy_with(src: str, dst_dir, data: bytes, name: str = "vmcore.0"):
     return p
 
 
-@pytest.mark.parametrize("name", ["arm64-minidump-4k", "arm64-minidump-16k", "riscv-minidump"])
+@pytest.mark.parametrize("name", ["arm64-minidump-4k", "arm64-minidump-16k", "riscv-minidump",
+                                  "i386-minidump-pae", "i386-minidump-nopae"])
 @pytest.mark.parametrize("region", ["header", "msgbuf", "bitmap", "pmap"])
 def test_truncated_minidump_regions(all_sources, tmp_path, name, region):
     src = all_sources[name]["path"]

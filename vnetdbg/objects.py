@@ -25,11 +25,14 @@ class Target:
     """One kernel image (symbols + types) over one memory source."""
 
     def __init__(self, memory, symbols, types: TypeProvider, *, byteorder: str = "little",
-                 pointer_size: int = 8):
+                 pointer_size: int | None = None):
         self.memory = memory
         self.symbols = symbols
         self.types = types
         self.byteorder = byteorder
+        if pointer_size is None:
+            # the kernel's ELF class: 4-byte pointers (and longs) on i386, else 8
+            pointer_size = getattr(symbols, "elfclass", 64) // 8
         self.pointer_size = pointer_size
         self._type_cache: dict[str, Type] = {}
         #: (type, member path) -> (byte offset, bitfield, member type, bytes to read)

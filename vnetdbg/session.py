@@ -235,7 +235,10 @@ def _open_with(memory, source, kernel_path, symbols, force, types, cache_dir) ->
     if attach is not None:
         attach(lambda name: symbols.lookup(name).address if name in symbols else None)
     provider = open_types(kernel_path, provider=types, read=memory.read, cache_dir=cache_dir)
-    target = Target(memory, symbols, provider)
+    # pointer, long and address width come from the kernel's ELF class (i386: 4)
+    target = Target(memory, symbols, provider,
+                    byteorder="little" if symbols.little_endian else "big",
+                    pointer_size=symbols.elfclass // 8)
     info_path = find_info_file(source.core) if source.core else None
     info = parse_info_file(info_path) if info_path else None
     match = check_kernel(target, symbols, kernel_path, info)

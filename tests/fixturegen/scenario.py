@@ -212,6 +212,9 @@ class Builder:
         self.s = scenario
         self.layout = layout
         self.truth: dict = {}
+        # pointer width of the kernel (ELF class): 8, or 4 on i386
+        self.ptr_size = getattr(self.k, "elfclass", 64) // 8
+        self.ptr_mask = (1 << (8 * self.ptr_size)) - 1
         w = self.w
         self.features = {
             "pr_state": w.has_member("struct prison", "pr_state"),
@@ -226,6 +229,16 @@ class Builder:
         self.kernel_allow = self._read_bool_flags("pr_flag_allow")
         self.allow_bits = dict(FALLBACK_ALLOW)
         self.allow_bits.update(self.kernel_allow)
+
+    def _wp(self, va: int, value: int) -> None:
+        """Store a pointer (or pointer-sized word) at ``va``."""
+        if self.ptr_size == 8:
+            self.m.write_u64(va, value)
+        else:
+            self.m.write(va, (value & self.ptr_mask).to_bytes(self.ptr_size, "little"))
+
+    def _rp(self, va: int) -> int:
+        return int.from_bytes(self.m.read(va, self.ptr_size), "little")
 
     # -- kernel static data -------------------------------------------------------------
     def _read_bool_flags(self, sym: str) -> dict[str, int]:
@@ -243,7 +256,7 @@ class Builder:
         for i in range(n):
             raw = self.k.read_image(s.value + i * esz, esz)
             flag = int.from_bytes(raw[f_flag.offset:f_flag.offset + f_flag.size], "little")
-            ptr = int.from_bytes(raw[f_name.offset:f_name.offset + 8], "little")
+            ptr = int.from_bytes(raw[f_name.offset:f_name.offset + f_name.size], "little")
             if flag == 0 or ptr == 0:
                 break
             try:
@@ -350,11 +363,11 @@ class Builder:
         prev_next_ptr = f_first
         for jid in order:
             a = addrs[jid]
-            m.write_u64(prev_next_ptr, a)
-            m.write_u64(a + prevoff, prev_next_ptr)
+            self._wp(prev_next_ptr, a)
+            self._wp(a + prevoff, prev_next_ptr)
             prev_next_ptr = a + nextoff
-        m.write_u64(prev_next_ptr, 0)
-        m.write_u64(f_last, prev_next_ptr)
+        self._wp(prev_next_ptr, 0)
+        self._wp(f_last, prev_next_ptr)
         w.write_global("lastprid", s.lastprid if s.lastprid is not None else max(order, default=0))
 
         self._build_misc()
@@ -408,9 +421,9 @@ class Builder:
                 if "value" in e:
                     size = e["size"] if e["size"] in (4, 8) else 4
                     e["value"] = int.from_bytes(self.m.read(a, size), "little")
-                if "empty_queue_head" in e and self.m.read_u64(a) != 0:
+                if "empty_queue_head" in e and self._rp(a) != 0:
                     del e["empty_queue_head"]
-                    e["queue_head_first"] = _hex(self.m.read_u64(a))
+                    e["queue_head_first"] = _hex(self._rp(a))
 
     def _build_pcpu(self):
         s, m, w = self.s, self.m, self.w
@@ -434,7 +447,7 @@ class Builder:
                     area = m.alloc(max(len(tmpl), 1), "kva")
                 if tmpl:
                     m.write(area, tmpl)
-                off = (area - start) & U64
+                off = (area - start) & self.ptr_mask
             else:
                 area, off = None, 0
             fields = {"pc_cpuid": cpu}
@@ -445,8 +458,8 @@ class Builder:
             if self.features["pc_zpcpu_offset"]:
                 fields["pc_zpcpu_offset"] = cpu * PAGE_SIZE  # zpcpu_offset_cpu(): UMA_PCPU_ALLOC_SIZE * cpu
             w.write_struct(pc, "struct pcpu", fields)
-            m.write_u64(w.global_field_address("cpuid_to_pcpu", f"[{cpu}]"), pc)
-            m.write_u64(w.global_field_address("dpcpu_off", f"[{cpu}]"), off)
+            self._wp(w.global_field_address("cpuid_to_pcpu", f"[{cpu}]"), pc)
+            self._wp(w.global_field_address("dpcpu_off", f"[{cpu}]"), off)
             self.pcpu_truth.append({"cpu": cpu, "address": _hex(pc), "dpcpu_area": _hex(area),
                                     "dpcpu_off": _hex(off),
                                     "zpcpu_offset": cpu * PAGE_SIZE if self.features["pc_zpcpu_offset"] else None})
@@ -507,12 +520,12 @@ class Builder:
             dsize = round_page(len(tmpl)) if len(tmpl) > PAGE_SIZE // 2 else max(len(tmpl), 16)
             mem = m.alloc(dsize, "kva" if dsize > PAGE_SIZE // 2 else "dmap", arena=arenas.get(jid))
             m.write(mem, tmpl)
-            base = (mem - start) & U64
+            base = (mem - start) & self.ptr_mask
             self.vnet_bases[jid] = base
             self.vnet_vas[jid] = va
             vt = {}
             for sy in vars_:
-                copy = (base + sy.value) & U64
+                copy = (base + sy.value) & self.ptr_mask
                 entry = {"template": _hex(sy.value), "address": _hex(copy), "size": sy.size}
                 t = k.variable_type(sy.name)
                 kind = None
@@ -533,8 +546,8 @@ class Builder:
                             if ut.has_member(pre + "_first") and ut.has_member(pre + "_last"):
                                 fo = offsetof(ut, pre + "_first")
                                 lo = offsetof(ut, pre + "_last")
-                                m.write_u64(copy + fo, 0)
-                                m.write_u64(copy + lo, copy + fo)
+                                self._wp(copy + fo, 0)
+                                self._wp(copy + lo, copy + fo)
                                 entry["empty_queue_head"] = pre
                                 break
                 vt[sy.name] = entry
@@ -568,10 +581,10 @@ class Builder:
         prev = head_first
         for jid in order:
             va = out[jid]["_va"]
-            m.write_u64(prev, va)
-            m.write_u64(va + prevoff, prev)
+            self._wp(prev, va)
+            self._wp(va + prevoff, prev)
             prev = va + nextoff
-        m.write_u64(prev, 0)
+        self._wp(prev, 0)
         w.write_global("vnet0", out[0]["_va"])
         for v in out.values():
             del v["_va"]

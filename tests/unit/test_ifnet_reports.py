@@ -269,7 +269,63 @@ def test_ifconfig_12_13():
         "epair0b: flags=8802<BROADCAST,SIMPLEX,MULTICAST> metric 0 mtu 1500",
         "\tether 02:00:00:00:0b:0b",
         "\tmoved from vnet 0x20 (jail 0)",
+        "\tcounters: if_get_counter is epair_get_counter (driver method); "
+        "the real counts are in the driver's softc",
     ]
+
+
+# vtnet0 with an IPv4 alias added after its IPv6 addresses (if_addrhead order:
+# link, inet, inet6, inet6, inet)
+MIXED = iface(address=20, name="vtnet0", index=1, if_flags=0x8803, drv_flags=0x40,
+              lladdr=sdl(1, 6, "vtnet0", bytes.fromhex("525400123456")),
+              addresses=[IfAddress(21, AF_INET, in4([192, 0, 2, 1]), in4([255, 255, 255, 0]),
+                                   in4([192, 0, 2, 255])),
+                         IfAddress(22, AF_INET6,
+                                   in6(bytes.fromhex("fe80000100000000505400fffe123456")),
+                                   m6(64)),
+                         IfAddress(23, AF_INET6,
+                                   in6(bytes.fromhex("20010db8000000000000000000000001")),
+                                   m6(64)),
+                         IfAddress(24, AF_INET, in4([192, 0, 2, 2]), in4([255] * 4),
+                                   in4([192, 0, 2, 2]))])
+
+
+def test_ifconfig_12_13_groups_families_in_first_seen_order():
+    # ifconfig.c calcorders()/cmpifaddrs(): each interface's addresses grouped by
+    # family, families in the order they first appear, list order within a family
+    assert block(MIXED, False)[2:] == [
+        "\tinet 192.0.2.1 netmask 0xffffff00 broadcast 192.0.2.255",
+        "\tinet 192.0.2.2 netmask 0xffffffff broadcast 192.0.2.2",
+        "\tinet6 fe80::5054:ff:fe12:3456%vtnet0 prefixlen 64 scopeid 0x1",
+        "\tinet6 2001:db8::1 prefixlen 64",
+    ]
+    assert block(MIXED, True)[2:] == block(MIXED, False)[2:]
+
+
+def test_ifconfig_14_lower_up_rule():
+    # iface.c get_operstate(): Ethernet/VLAN by media status (the link state here),
+    # every other type by IFF_UP, whatever its link state
+    lo_unknown = iface(address=30, name="lo0", index=2, type=0x18, if_flags=0x8009,
+                       drv_flags=0x40, link_state=0, mtu=16384)
+    assert block(lo_unknown, True)[0].startswith("lo0: flags=1008049<")
+    lo_down = iface(address=31, name="lo1", index=5, type=0x18, if_flags=0x8008,
+                    link_state=0, mtu=16384)
+    assert block(lo_down, True)[0].startswith("lo1: flags=8008<")
+    em_down = iface(address=32, name="em0", index=2, if_flags=0x8802, link_state=1)
+    assert block(em_down, True)[0] == \
+        "em0: flags=8802<BROADCAST,SIMPLEX,MULTICAST> metric 0 mtu 1500"
+    # 12/13 never show it
+    assert block(lo_unknown, False)[0].startswith("lo0: flags=8049<")
+
+
+def test_ifconfig_json_marks_driver_counters_and_moves():
+    d = ic.interface_record(EP, netlink=False, cap_bits=ic.IFCAPBITS, ifname_of=NAMES.get,
+                            moved_from="vnet 0x20 (jail 0)", home_jail=0)
+    assert d["driver-get-counter"] == "epair_get_counter"
+    assert (d["home-vnet"], d["moved-from"], d["home-jail"]) == \
+        ("0x20", "vnet 0x20 (jail 0)", 0)
+    assert "driver-get-counter" not in ic.interface_record(
+        VT, netlink=False, cap_bits=ic.IFCAPBITS)
 
 
 def test_ifconfig_14_netlink():

@@ -227,8 +227,9 @@ def test_inet_ntop6_forms():
 
 # -- hand-made kernel structures ------------------------------------------------------------
 
-def kernel_types(release):
-    """12/13 or 14 style inpcb/socket/tcpcb, offsets chosen here by hand."""
+def kernel_types(release, pcb_first=False):
+    """12/13 or 14 style inpcb/socket/tcpcb, offsets chosen here by hand.  ``pcb_first``
+    puts ``so_pcb`` before ``so_proto``, as every real ``struct socket`` does."""
     inpcb = Type(Kind.STRUCT, "inpcb", 128)
     tcpcb = Type(Kind.STRUCT, "tcpcb", 160 if release == 14 else 32)
     clentry = Type(Kind.STRUCT, None, 16, members=[Member("cle_next", 0, ptr(inpcb)),
@@ -258,8 +259,10 @@ def kernel_types(release):
                                                   Member("sol_incqlen", 32, UINT),
                                                   Member("sol_qlimit", 64, UINT)])
     union = Type(Kind.UNION, None, 16, members=[Member(None, 0, data), Member(None, 0, listen)])
-    socket._members = [Member("so_options", 16, SHORT), Member("so_proto", 64, ptr(protosw)),
-                       Member("so_pcb", 128, ptr(inpcb)), Member(None, 256, union)]
+    socket._members = [Member("so_options", 16, SHORT),
+                       Member("so_proto", 128 if pcb_first else 64, ptr(protosw)),
+                       Member("so_pcb", 64 if pcb_first else 128, ptr(inpcb)),
+                       Member(None, 256, union)]
     if release == 14:
         tcpcb._members = [Member("t_inpcb", 0, inpcb), Member("t_flags", 1024 + 32, UINT),
                           Member("t_state", 1024 + 64, UINT, bit_size=4),
@@ -275,14 +278,16 @@ def kernel_types(release):
 class Kernel:
     """A fake kernel with TCP/UDP pcb lists built like the real ones."""
 
-    def __init__(self, release):
+    def __init__(self, release, pcb_first=False):
         self.release = release
-        types = kernel_types(release)
+        self.pcb_first = pcb_first
+        types = kernel_types(release, pcb_first)
         self.mem, self.target = make_target(types, symbols={"tcbinfo": 0x1000,
-                                                            "udbinfo": 0x1100})
+                                                            "udbinfo": 0x1100,
+                                                            "ripcbinfo": 0x1200})
         self.next_addr = 0x100000
-        self.lists = {"tcbinfo": [], "udbinfo": []}
-        self.protosw = {6: 0x2000, 17: 0x2100}
+        self.lists = {"tcbinfo": [], "udbinfo": [], "ripcbinfo": []}
+        self.protosw = {6: 0x2000, 17: 0x2100, 0: 0x2200}   # 0: 14's wildcard rip_protosw
         for proto, a in self.protosw.items():
             self.mem.write(a, struct.pack("<hh", 0, proto))
 
@@ -292,7 +297,7 @@ class Kernel:
         return a
 
     def add(self, info, *, vflag=1, laddr=v4(0, 0, 0, 0), lport=0, faddr=v4(0, 0, 0, 0),
-            fport=0, state=None, listen=None, rcv=0, snd=0, flags=0, socket=True):
+            fport=0, state=None, listen=None, rcv=0, snd=0, flags=0, socket=True, ip_p=None):
         tcp = info == "tcbinfo"
         inp = self.alloc(0x300)
         if tcp and self.release == 14:
@@ -302,7 +307,8 @@ class Kernel:
             self.mem.write(tp, struct.pack("<Qi", inp, state))
         so = self.alloc(0x100) if socket else 0
         body = bytearray(128)
-        struct.pack_into("<BB", body, 16, vflag, 6 if tcp else 17)
+        struct.pack_into("<BB", body, 16, vflag,
+                         ip_p if ip_p is not None else 6 if tcp else 17)
         struct.pack_into("<i", body, 20, flags)
         struct.pack_into(">HH", body, 32, 0, 0)
         struct.pack_into(">H", body, 24 + 8, fport)
@@ -318,7 +324,9 @@ class Kernel:
         if so:
             sbody = bytearray(48)
             struct.pack_into("<h", sbody, 2, 2 if listen else 0)
-            struct.pack_into("<QQ", sbody, 8, self.protosw[6 if tcp else 17], inp)
+            proto = self.protosw[6 if tcp else 17 if info == "udbinfo" else 0]
+            struct.pack_into("<QQ", sbody, 8, *((inp, proto) if self.pcb_first
+                                                else (proto, inp)))
             if listen:
                 struct.pack_into("<III", sbody, 32, *listen)
             else:
@@ -330,7 +338,7 @@ class Kernel:
 
     def finish(self, links=None):
         for info, addrs in self.lists.items():
-            base = {"tcbinfo": 0x1000, "udbinfo": 0x1100}[info]
+            base = {"tcbinfo": 0x1000, "udbinfo": 0x1100, "ripcbinfo": 0x1200}[info]
             if self.release == 14:
                 head = base + 8
             else:
@@ -421,6 +429,34 @@ def test_link_into_absent_page_is_a_partial_report(release):
     lines = list(NI.text_lines(target, Stack(None, None), opts(), problems))
     assert len(lines) == 3                          # header + the one readable pcb
     assert any("0xdead0000" in m for m in problems)
+
+
+@pytest.mark.parametrize("release", [13, 14])
+def test_socket_fields_in_real_kernel_order(release, monkeypatch):
+    """Real ``struct socket``s have ``so_pcb`` before ``so_proto``: the decoded columns
+    must not depend on the order the reader names the fields in (the unpacked tuple is
+    in offset order).  A 14 raw socket points at the wildcard ``rip_protosw``
+    (``pr_protocol`` 0) and is listed under its ``inp_ip_p``."""
+    k = Kernel(release, pcb_first=True)
+    k.add("tcbinfo", lport=22, state=1, listen=(2, 1, 128))
+    est = k.add("tcbinfo", laddr=v4(10, 0, 0, 1), lport=22, faddr=v4(10, 0, 0, 2),
+                fport=50000, state=4, rcv=7, snd=9)
+    k.add("udbinfo", laddr=v4(10, 0, 0, 1), lport=53, rcv=84)
+    k.add("ripcbinfo", ip_p=1)
+    target = k.finish()
+    problems = []
+    pcbs = list(P.walk_pcbs(target, 0x1000, tcp=True, what="t", problems=problems))
+    e, lst = pcbs
+    assert (e.protocol, e.so_pcb, e.rcv_cc, e.snd_cc) == (6, est, 7, 9)
+    assert (lst.protocol, lst.qlen, lst.incqlen, lst.qlimit) == (6, 2, 1, 128)
+    monkeypatch.setattr(P, "interface_names", lambda t, v, pr: {})
+    lines = list(NI.text_lines(target, Stack(None, None), opts(all=True), problems))
+    assert lines[2:] == [
+        "tcp4       7      9 10.0.0.1.22            10.0.0.2.50000         ESTABLISHED",
+        "tcp4       0      0 *.22                   *.*                    LISTEN     ",
+        "udp4      84      0 10.0.0.1.53            *.*                    ",
+        "icm4       0      0 *.*                    *.*                    "]
+    assert problems == []
 
 
 def test_cycle_is_reported():

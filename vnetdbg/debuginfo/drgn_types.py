@@ -38,6 +38,38 @@ def _require_drgn():
     return _drgn
 
 
+#: ELF e_machine -> drgn Architecture member name
+_ARCHITECTURES = {62: "X86_64", 3: "I386", 183: "AARCH64", 243: "RISCV64", 40: "ARM",
+                  21: "PPC64"}
+
+
+def elf_platform(path: str):
+    """(drgn Platform, is 64-bit) for the kernel ELF at ``path``, from its ELF class,
+    data encoding and machine (drgn's type sizes -- pointers, long -- follow the
+    platform, so a 32-bit kernel needs a 32-bit platform)."""
+    drgn = _require_drgn()
+    try:
+        with open(path, "rb") as f:
+            ident = f.read(20)
+    except OSError as e:
+        raise VnetdbgError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(ident) < 20 or ident[:4] != b"\x7fELF":
+        raise VnetdbgError(f"{path} is not an ELF file")
+    is64 = ident[4] == 2
+    little = ident[5] != 2
+    machine = int.from_bytes(ident[18:20], "little" if little else "big")
+    flags = drgn.PlatformFlags(0)
+    if is64:
+        flags |= drgn.PlatformFlags.IS_64_BIT
+    if little:
+        flags |= drgn.PlatformFlags.IS_LITTLE_ENDIAN
+    name = _ARCHITECTURES.get(machine)
+    arch = getattr(drgn.Architecture, name, None) if name else None
+    if arch is None:        # drgn without this architecture: generic, flags carry sizes
+        arch = drgn.Architecture.UNKNOWN
+    return drgn.Platform(arch, flags), is64
+
+
 class DrgnTypeProvider:
     """``TypeProvider`` over drgn.  ``.program`` is the drgn Program (kernel loaded, memory
     read through ``read`` when given)."""
@@ -49,16 +81,18 @@ class DrgnTypeProvider:
         drgn = _require_drgn()
         self.path = os.fspath(debug_path)
         self._check_file()
-        prog = drgn.Program(drgn.Platform(
-            drgn.Architecture.X86_64,
-            drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
+        platform, is64 = elf_platform(self.path)
+        prog = drgn.Program(platform)
         if read is not None:
             def segment_read(address, count, offset, physical, _read=read):
                 try:
                     return _read(address, count)
                 except FaultError as e:
                     raise drgn.FaultError(e.reason, e.address) from None
-            prog.add_memory_segment(KERNEL_HALF_START, KERNEL_HALF_SIZE, segment_read)
+            if is64:
+                prog.add_memory_segment(KERNEL_HALF_START, KERNEL_HALF_SIZE, segment_read)
+            else:   # i386 12+: the kernel lives low (KERNBASE 0x00800000)
+                prog.add_memory_segment(0, 1 << 32, segment_read)
         mod = prog.extra_module("kernel", create=True)
         ranges = [(int(a), int(b)) for a, b in address_ranges]
         if ranges:

@@ -68,6 +68,16 @@ def canonical_base_name(name: str) -> str:
     return u + "int"
 
 
+def _elf_address_size(path: str) -> int:
+    """4 for an ELFCLASS32 file (i386), else 8."""
+    try:
+        with open(path, "rb") as f:
+            ident = f.read(5)
+    except OSError:
+        return 8
+    return 4 if ident[:4] == b"\x7fELF" and ident[4:5] == b"\x01" else 8
+
+
 class DwarfTypeProvider:
     """``TypeProvider`` over a kernel's DWARF, without drgn."""
 
@@ -78,6 +88,8 @@ class DwarfTypeProvider:
         self.path = os.fspath(debug_path)
         self._sections = ds.Sections(self.path)      # VnetdbgError if no DWARF
         self._info_size = self._sections.info[".debug_info"][1]
+        #: pointer size for pointer_type(): the kernel's ELF class (8, or 4 on i386)
+        self.address_size = _elf_address_size(self.path)
         self._progress = progress
         self._cache_dir = cache_dir if cache_dir is not None else ds.default_cache_dir()
         self._key = self._cache_key()
@@ -230,7 +242,7 @@ class DwarfTypeProvider:
     def pointer_type(self, target: Type) -> Type:
         p = self._pointers.get(id(target))
         if p is None or p.target is not target:
-            p = Type(Kind.POINTER, None, 8, target=target)
+            p = Type(Kind.POINTER, None, self.address_size, target=target)
             self._pointers[id(target)] = p
         return p
 

@@ -100,11 +100,12 @@ class SymbolTable:
                 rows = ((a, b, c, d, e, g) for a, b, c, d, e, g in
                         struct.iter_unpack(fmt, raw[:n * esz]))
             else:
+                # Elf32_Sym: st_name, st_value, st_size, st_info, st_other, st_shndx,
+                # put in Elf64_Sym order (name, info, other, shndx, value, size)
                 fmt, esz = end + "IIIBBH", 16
                 n = len(raw) // esz
-                rows = ((a, e, g, b, c, d) for a, b, c, d, e, g in
-                        ((r[0], r[3], r[4], r[5], r[1], r[2])
-                         for r in struct.iter_unpack(fmt, raw[:n * esz])))
+                rows = ((r[0], r[3], r[4], r[5], r[1], r[2])
+                        for r in struct.iter_unpack(fmt, raw[:n * esz]))
             strcache: dict[int, str] = {}
             first = True
             for st_name, st_info, _other, _shndx, st_value, st_size in rows:

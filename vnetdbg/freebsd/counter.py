@@ -46,8 +46,9 @@ def counter_fetch(target: Target, counter: int, cpus: CpuOffsets) -> int:
     if not counter:
         return 0
     total = 0
-    for off in cpus.offsets:
-        total += int.from_bytes(target.read((counter + off) & ((1 << 64) - 1), 8), "little")
+    amask = (1 << (8 * target.pointer_size)) - 1   # counter(9) values are u64 everywhere;
+    for off in cpus.offsets:                       # their addresses wrap at pointer width
+        total += int.from_bytes(target.read((counter + off) & amask, 8), target.byteorder)
     return total & ((1 << 64) - 1)
 
 
@@ -58,7 +59,10 @@ def counter_pointers_fetch(target: Target, array: int, count: int,
     whose elements are allocated one by one (``COUNTER_ARRAY_ALLOC``)."""
     if count <= 0:
         return []
-    pointers = struct.unpack(f"<{count}Q", target.read(array, 8 * count))
+    ps = target.pointer_size
+    code = {4: "I", 8: "Q"}[ps]
+    order = "<" if target.byteorder == "little" else ">"
+    pointers = struct.unpack(f"{order}{count}{code}", target.read(array, ps * count))
     return [counter_fetch(target, p, cpus) for p in pointers]
 
 

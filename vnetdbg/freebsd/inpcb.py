@@ -30,6 +30,7 @@ report beats none).
 
 from __future__ import annotations
 
+import mmap
 import struct
 from typing import Iterator
 
@@ -264,6 +265,85 @@ def pcb_layout(target: Target) -> PcbLayout:
 
 # -- the walk ---------------------------------------------------------------------------
 
+#: walk_pcbs reads dump memory in aligned blocks of this many bytes: pcbs, tcpcbs and
+#: sockets come from UMA slabs, so consecutive list elements are mostly neighbours and
+#: one translation + one copy serves dozens of them
+_CHUNK = 1 << 16
+_CHUNK_SLOTS = 32               # blocks kept (2 MiB)
+_RELEASE_EVERY = 2048           # block loads (128 MiB) between dropping mapped dump pages
+
+
+def _mapped_page_releaser(target: Target):
+    """A callable that drops this process's mappings of the dump pages read so far (the
+    data stays in the page cache; a later read faults it back in), or None when the
+    memory source is not an mmap.  Without it, listing a million pcbs would leave every
+    touched page of the core resident in our RSS."""
+    mm = getattr(getattr(target, "memory", None), "_mm", None)
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if not isinstance(mm, mmap.mmap) or advice is None:
+        return None
+
+    def release() -> None:
+        try:
+            if not mm.closed:
+                mm.madvise(advice)
+        except (OSError, ValueError):
+            pass
+    return release
+
+
+class _ChunkReader:
+    """``target.read`` for many small neighbouring objects.  ``span(address, size)``
+    returns ``(buffer, offset)`` for ``struct.unpack_from``: a slice of a cached aligned
+    block when the object lies inside one whose pages are all present, else a direct
+    ``target.read`` of the object alone (so a fault still names the exact address).
+    Blocks with an absent page are remembered as such (empty)."""
+
+    def __init__(self, target: Target):
+        self.read = target.read
+        self.cache: dict[int, bytes] = {}
+        self.mask = ((1 << (8 * target.pointer_size)) - 1) & ~(_CHUNK - 1)
+        self.loads = 0
+        self.release = _mapped_page_releaser(target)
+
+    def span(self, address: int, size: int):
+        base = address & self.mask
+        off = address - base
+        if off + size <= _CHUNK:
+            c = self.cache.get(base)
+            if c is None:
+                c = self.load(base)
+            if c:
+                return c, off
+        return self.read(address, size), 0
+
+    def load(self, base: int) -> bytes:
+        cache = self.cache
+        if len(cache) >= _CHUNK_SLOTS:
+            del cache[next(iter(cache))]      # oldest first (insertion order)
+        try:
+            c = self.read(base, _CHUNK)
+        except FaultError:
+            c = b""
+        cache[base] = c
+        self.loads += 1
+        if self.release is not None and not self.loads % _RELEASE_EVERY:
+            self.release()
+        return c
+
+
+def _chunk_reader(target: Target) -> _ChunkReader:
+    """The target's block reader, emptied: one per target, so the count of blocks read
+    (and with it the release of mapped pages) runs across every list of every stack;
+    emptied per list walk, so a live source is never answered from an older walk."""
+    chunks = getattr(target, "_vnetdbg_chunks", None)
+    if chunks is None:
+        chunks = target._vnetdbg_chunks = _ChunkReader(target)
+    chunks.cache.clear()
+    return chunks
+
+
+
 def list_head_address(target: Target, info_address: int, info_type: Type) -> int:
     """Address of the ``struct inpcbhead`` of an inpcbinfo: ``*ipi_listhead`` (12/13)
     or ``&ipi_listhead`` (14+), decided by the member's DWARF type."""
@@ -310,25 +390,47 @@ def walk_pcbs(target: Target, info_address: int, *, tcp: bool, what: str,
     embeds = tcp and L.tcp_embeds
     tcp_off = L.tcp_inp_offset
     seen: set[int] = set()
-    sockets = _SocketReader(target, L, problems, what)
-    fill = sockets.fill
-    mask64 = (1 << 64) - 1
+    chunks = _chunk_reader(target)
+    cache, load, cmask = chunks.cache, chunks.load, chunks.mask
+    chunk = _CHUNK
+    sockets = _SocketReader(target, L, problems, what, chunks)
+    fill = sockets._fill
+    mask64 = (1 << (8 * target.pointer_size)) - 1   # address arithmetic wraps there
+    prev = 0
+    count = 0
+    # 14's t_state is a bitfield: extracted where used, without rebuilding the tuple
+    st_shift, st_mask = 0, -1
+    if bitfields and [b[0] for b in bitfields] == [i_state]:
+        st_shift, st_mask = bitfields[0][1], bitfields[0][2]
+        bitfields = []
     while address:
         if address in seen:
             problems.append(f"{what}: cycle: pcb at {address:#x} appears twice; "
-                            f"stopped after {len(seen)} pcbs")
+                            f"stopped after {count} pcbs")
             return
-        if len(seen) >= limit:
+        if count >= limit:
             problems.append(f"{what}: more than {limit} pcbs; stopped")
             return
         seen.add(address)
-        try:
-            buf = read((address + start) & mask64, length)
-        except FaultError as e:
-            problems.append(f"{what}: pcb at {address:#x} cannot be read "
-                            f"({e.reason} at {e.address:#x}); list cut short")
-            return
-        v = unpack_from(buf)
+        count += 1
+        a = (address + start) & mask64
+        base = a & cmask
+        off = a - base
+        buf = None
+        if off + length <= chunk:
+            buf = cache.get(base)
+            if buf is None:
+                buf = load(base)
+        if not buf:
+            try:
+                buf = read(a, length)
+            except FaultError as e:
+                via = f" (inp_list link of pcb {prev:#x})" if prev else " (list head)"
+                problems.append(f"{what}: pcb at {address:#x}{via} cannot be read "
+                                f"({e.reason} at {e.address:#x}); list cut short")
+                return
+            off = 0
+        v = unpack_from(buf, off)
         if bitfields:
             v = list(v)
             for i, shift, mask in bitfields:
@@ -340,16 +442,17 @@ def walk_pcbs(target: Target, info_address: int, *, tcp: bool, what: str,
                 None if i_ip_p is None else v[i_ip_p])
         if embeds:
             p.tcpcb = address - tcp_off
-            p.state = v[i_state]
+            p.state = (v[i_state] >> st_shift) & st_mask
             p.t_flags = 0 if i_tflags is None else v[i_tflags]
         elif tcp:
-            _tcp_state(target, L, p, 0 if i_ppcb is None else v[i_ppcb], problems, what)
+            _tcp_state(chunks, L, p, 0 if i_ppcb is None else v[i_ppcb], problems, what)
         fill(p)
         yield p
-        address = v[i_next]
+        prev, address = address, v[i_next]
 
 
-def _tcp_state(target, L: PcbLayout, p: Pcb, ppcb: int, problems, what) -> None:
+def _tcp_state(chunks: _ChunkReader, L: PcbLayout, p: Pcb, ppcb: int, problems,
+               what) -> None:
     """12/13: TCP state from the separate tcpcb (or TIME_WAIT from the flags)."""
     p.tcpcb = ppcb
     if p.flags & INP_TIMEWAIT:
@@ -359,13 +462,13 @@ def _tcp_state(target, L: PcbLayout, p: Pcb, ppcb: int, problems, what) -> None:
         p.state, p.t_flags = 0, 0     # pcblist_kvm: bzero(&xt_tp)
         return
     try:
-        buf = target.read(ppcb + L.tcp.start, L.tcp.length)
+        buf, off = chunks.span(ppcb + L.tcp.start, L.tcp.length)
     except FaultError as e:
         problems.append(f"{what}: tcpcb at {ppcb:#x} of pcb {p.address:#x} cannot be read "
                         f"({e.reason} at {e.address:#x})")
         p.state, p.t_flags = None, 0
         return
-    td = dict(zip(L.tcp.names, L.tcp.unpack(buf)))
+    td = dict(zip(L.tcp.names, L.tcp.unpack(buf, off)))
     p.state = td["state"]
     p.t_flags = td.get("t_flags", 0)
 
@@ -373,47 +476,91 @@ def _tcp_state(target, L: PcbLayout, p: Pcb, ppcb: int, problems, what) -> None:
 class _SocketReader:
     """Socket columns of a pcb; ``so_proto->pr_protocol`` is cached per protosw."""
 
-    def __init__(self, target: Target, L: PcbLayout, problems: list[str], what: str):
+    def __init__(self, target: Target, L: PcbLayout, problems: list[str], what: str,
+                 chunks: _ChunkReader | None = None):
         self.target, self.L, self.problems, self.what = target, L, problems, what
         self.protocols: dict[int, int | None] = {}
         base = L.so_start
         self.head, self.head_off = L.so_head.struct.unpack_from, L.so_head.start - base
+        n = L.so_head.names
+        self.h_opt, self.h_proto, self.h_pcb = (n.index("options"), n.index("proto"),
+                                                n.index("so_pcb"))
         self.data = self.listen = None
         if L.so_data is not None:
             self.data, self.data_off = L.so_data.struct.unpack_from, L.so_data.start - base
+            n = L.so_data.names
+            self.d_rcv, self.d_snd = n.index("rcv_cc"), n.index("snd_cc")
         if L.so_listen is not None:
             self.listen = L.so_listen.struct.unpack_from
             self.listen_off = L.so_listen.start - base
+            n = L.so_listen.names
+            self.l_qlen, self.l_inc, self.l_lim = (n.index("qlen"), n.index("incqlen"),
+                                                   n.index("qlimit"))
         for r in (L.so_head, L.so_data, L.so_listen):
             if r is not None and r.bitfields:
                 raise VnetdbgError("bitfields in struct socket members are not supported")
+        self._fill = self._make_fill(chunks or _ChunkReader(target))
 
     def fill(self, p: Pcb) -> None:
-        L = self.L
-        so = p.socket
-        if not so:
-            # no socket (TCP TIME_WAIT): the sysctl zeroes the xsocket
-            p.options = p.rcv_cc = p.snd_cc = p.qlen = p.incqlen = p.qlimit = 0
-            p.so_pcb = 0
-            return
-        try:
-            buf = self.target.read(so + L.so_start, L.so_length)
-        except FaultError as e:
-            self.problems.append(f"{self.what}: socket at {so:#x} of pcb {p.address:#x} "
-                                 f"cannot be read ({e.reason} at {e.address:#x})")
-            p.options = p.rcv_cc = p.snd_cc = p.qlen = p.incqlen = p.qlimit = 0
-            p.so_pcb = 0
-            return
-        options, proto, so_pcb = self.head(buf, self.head_off)
-        p.options, p.so_pcb = options, so_pcb
-        if options & SO_ACCEPTCONN:
-            p.rcv_cc = p.snd_cc = 0
-            if self.listen is not None:
-                p.qlen, p.incqlen, p.qlimit = self.listen(buf, self.listen_off)
-        elif self.data is not None:
-            p.rcv_cc, p.snd_cc = self.data(buf, self.data_off)
+        self._fill(p)
+
+    def _make_fill(self, chunks: _ChunkReader):
+        """``fill`` as a closure over everything it needs (it runs once per pcb)."""
+        L, problems, what = self.L, self.problems, self.what
+        read, cache, load, cmask = chunks.read, chunks.cache, chunks.load, chunks.mask
+        chunk = _CHUNK
+        so_start, so_length = L.so_start, L.so_length
+        head, head_off = self.head, self.head_off
+        h_opt, h_proto, h_pcb = self.h_opt, self.h_proto, self.h_pcb
+        data, listen = self.data, self.listen
+        if data is not None:
+            data_off, d_rcv, d_snd = self.data_off, self.d_rcv, self.d_snd
+        if listen is not None:
+            listen_off, l_qlen, l_inc, l_lim = (self.listen_off, self.l_qlen, self.l_inc,
+                                                self.l_lim)
         protocols = self.protocols
-        p.protocol = protocols[proto] if proto in protocols else self._protocol(proto)
+        protocol = self._protocol
+
+        def fill(p: Pcb) -> None:
+            so = p.socket
+            if not so:
+                # no socket (TCP TIME_WAIT): the sysctl zeroes the xsocket
+                p.options = p.rcv_cc = p.snd_cc = p.qlen = p.incqlen = p.qlimit = 0
+                p.so_pcb = 0
+                return
+            a = so + so_start
+            base = a & cmask
+            off = a - base
+            buf = None
+            if off + so_length <= chunk:
+                buf = cache.get(base)
+                if buf is None:
+                    buf = load(base)
+            if not buf:
+                try:
+                    buf = read(a, so_length)
+                except FaultError as e:
+                    problems.append(f"{what}: socket at {so:#x} of pcb {p.address:#x} "
+                                    f"cannot be read ({e.reason} at {e.address:#x})")
+                    p.options = p.rcv_cc = p.snd_cc = p.qlen = p.incqlen = p.qlimit = 0
+                    p.so_pcb = 0
+                    return
+                off = 0
+            # each record unpacks its fields in *offset* order (``_Record`` sorts them),
+            # not in the order they were named: permute by the precomputed indexes
+            h = head(buf, off + head_off)
+            options, proto = h[h_opt], h[h_proto]
+            p.options, p.so_pcb = options, h[h_pcb]
+            if options & SO_ACCEPTCONN:
+                p.rcv_cc = p.snd_cc = 0
+                if listen is not None:
+                    q = listen(buf, off + listen_off)
+                    p.qlen, p.incqlen, p.qlimit = q[l_qlen], q[l_inc], q[l_lim]
+            elif data is not None:
+                d = data(buf, off + data_off)
+                p.rcv_cc, p.snd_cc = d[d_rcv], d[d_snd]
+            p.protocol = protocols[proto] if proto in protocols else protocol(proto)
+        return fill
 
     def _protocol(self, proto: int) -> int | None:
         try:

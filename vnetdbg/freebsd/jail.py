@@ -124,7 +124,12 @@ def _array_entries(target: Target, name: str, elem_type: str) -> list[Value]:
     etype = target.type(elem_type)
     esize = etype.size or 1
     try:
-        total = target.variable(f"{name}_size", "unsigned long").value_()
+        # `const size_t`: its width is the kernel's (4 bytes on i386), so take the type
+        # from DWARF; a kernel without DWARF for it is read as unsigned long
+        try:
+            total = target.variable(f"{name}_size").value_()
+        except VnetdbgError:
+            total = target.variable(f"{name}_size", "unsigned long").value_()
     except (VnetdbgError, FaultError):
         sym = target.symbols.lookup(name)
         total = sym.size

@@ -69,7 +69,8 @@ def vnet_var_address(target: Target, name: str, vnet: Value | int | None) -> int
     if vnet is None:
         raise VnetdbgError(f"VNET variable {name} needs a vnet")
     v = vnet if isinstance(vnet, Value) else target.value(vnet, "struct vnet")
-    return (v.member("vnet_data_base").value_() + address) & ((1 << 64) - 1)
+    mask = (1 << (8 * v.target.pointer_size)) - 1
+    return (v.member("vnet_data_base").value_() + address) & mask
 
 
 def vnet_var(target: Target, name: str, vnet: Value | int | None) -> Value:

@@ -10,7 +10,10 @@ slot, or a corrupt entry) cannot make a walk loop: it ends after at most four re
 
 The roots come from kernel symbols (``KPML4phys``, ``IdlePDPT``, ``IdlePTD``) whose
 physical address libkvm computes as ``symbol - kernbase`` (the kernel image is loaded
-at PA = VA - KERNBASE); ``X86KernelPageTables.attach`` does that bootstrap.
+at PA = VA - KERNBASE); ``X86KernelPageTables.attach`` does that bootstrap.  i386 from
+FreeBSD 12 on is different: KERNBASE == KERNLOAD and the image is mapped 1:1, so the
+symbol address is the physical address, and ``pae_mode`` picks IdlePDPT (PAE) or
+IdlePTD_nopae.
 """
 
 from __future__ import annotations
@@ -157,12 +160,13 @@ class X86KernelPageTables:
 
     def _bootstrap(self, name: str, sym: int, kernbase: int, width: int) -> int:
         pa = sym - kernbase
+        how = f"symbol {sym:#x} - kernbase {kernbase:#x}" if kernbase else \
+            f"symbol {sym:#x}, the kernel image being mapped 1:1"
         try:
             raw = self._read_phys(pa, width)
         except FaultError:
             raise VnetdbgError(f"cannot read {name} at physical {pa:#x} "
-                               f"(symbol {sym:#x} - kernbase {kernbase:#x}): "
-                               f"not in the memory image") from None
+                               f"({how}): not in the memory image") from None
         return int.from_bytes(raw, "little")
 
     def attach(self, lookup: Lookup) -> None:
@@ -177,15 +181,32 @@ class X86KernelPageTables:
             self.set_root("amd64", root, kernbase)
             return
         kernbase = lookup("kernbase") or I386_OLD_KERNBASE
-        sym = lookup("IdlePDPT")
-        if sym is not None:
-            root = self._bootstrap("IdlePDPT", sym, kernbase, 4) & ~0x1F
+        # Where the kernel image sits physically.  Up to FreeBSD 11 it is linked at
+        # KERNBASE (0xc0000000) + KERNLOAD and loaded at KERNLOAD: PA = VA - KERNBASE,
+        # libkvm's bootstrap.  From 12 (the 4/4G split) KERNBASE == KERNLOAD
+        # (0x00800000; locore.S: "Compiled KERNBASE location and the kernel load
+        # address, now identical") and pmap_cold() maps the image 1:1
+        # (pmap_cold_mapident(KERNBASE, ...)): PA = VA.  libkvm's kvm_i386.c still
+        # subtracts kernbase there, which reads 8 MiB too low.
+        kernload = lookup("kernload")
+        identity = (kernload == kernbase) if kernload is not None \
+            else kernbase < I386_OLD_KERNBASE
+        image_base = 0 if identity else kernbase
+        # 12+ kernels carry both pmaps (IdlePTD_pae + IdlePDPT, IdlePTD_nopae) and
+        # choose at boot: the int pae_mode says which one ran.
+        pae = lookup("IdlePDPT") is not None
+        pae_mode = lookup("pae_mode")
+        if pae_mode is not None and lookup("IdlePTD_nopae") is not None:
+            pae = self._bootstrap("pae_mode", pae_mode, image_base, 4) != 0
+        if pae:
+            sym = lookup("IdlePDPT")
+            root = self._bootstrap("IdlePDPT", sym, image_base, 4) & ~0x1F
             self.set_root("pae", root, kernbase)
             return
-        for name in ("IdlePTD", "IdlePTD_nopae"):
+        for name in ("IdlePTD_nopae", "IdlePTD"):
             sym = lookup(name)
             if sym is not None:
-                root = self._bootstrap(name, sym, kernbase, 4) & NOPAE_FRAME
+                root = self._bootstrap(name, sym, image_base, 4) & NOPAE_FRAME
                 self.set_root("nopae", root, kernbase)
                 return
         raise VnetdbgError("kernel has neither IdlePDPT nor IdlePTD: cannot find the "

@@ -7,7 +7,9 @@ What is printed, per interface in ``V_ifnet`` order (``sbin/ifconfig/ifconfig.c`
   12/13 name the bits with the ``IFFBITS`` ``%b`` string (``<>`` even when no bit is
   set); 14+ with the netlink ``IFFBITS[]`` array (``DRV_OACTIVE``, ``CANTCONFIG``,
   ``STICKYARP``, ..., nothing after the hex when no bit is set) and add ``LOWER_UP``
-  (``IFF_NETLINK_1``, 0x1000000) when the link state is up, as the netlink dump does.
+  (``IFF_NETLINK_1``, 0x1000000) as the netlink dump does (``get_operstate``): for
+  Ethernet/VLAN when the media is active (the driver's last link state stands in for
+  ``SIOCGIFMEDIA``), for every other type (lo0, ...) whenever ``IFF_UP`` is set.
   The release is told by ``osreldate`` (>= 1400000: netlink ifconfig).
 - ``\\tdescription: TEXT`` when ``if_description`` is set.
 - ``\\toptions=HEX<NAMES>`` from ``if_capenable`` when non-zero (names: ifconfig's
@@ -16,8 +18,10 @@ What is printed, per interface in ``V_ifnet`` order (``sbin/ifconfig/ifconfig.c`
 - the link address: ``\\tether xx:xx:xx:xx:xx:xx`` (Ethernet, VLAN, bridge with a 6-byte
   address), else ``\\tlladdr`` with ``link_ntoa``; ``\\thwaddr`` when ``if_hw_addr``
   differs from the current address (af_link.c).
-- addresses, in ``if_addrhead`` order on 12/13 (``getifaddrs``) and sorted by family
-  (inet before inet6, list order within a family) on 14+ (``sort_iface_ifaddrs``):
+- addresses, grouped by family: on 12/13 families in the order each first appears on
+  ``if_addrhead`` (``calcorders``/``cmpifaddrs``/``sortifaddrs``, a stable sort), on
+  14+ by family number, inet before inet6 (``sort_iface_ifaddrs``); list order within
+  a family:
   ``\\tinet A netmask 0xMASK broadcast B`` (``--> DST`` on point-to-point links) and
   ``\\tinet6 A[%ifname] prefixlen N[ flags][ scopeid 0xN]`` (af_inet.c, af_inet6.c).
 
@@ -30,7 +34,15 @@ One line real ifconfig does not print: for an interface that was moved into this
 
     \\tmoved from vnet 0xfffff80003a1b000 (jail 0)
 
-naming its home stack and the jail that owns it ("no owning jail" if none does).
+naming its home stack and the jail that owns it ("no owning jail" if none does), and
+one for an interface whose ``if_get_counter`` is a driver method (its real counters are
+in the driver's softc, which a generic reader cannot interpret)::
+
+    \tcounters: if_get_counter is vtnet_get_counter (driver method); the real counts are in the driver's softc
+
+``ifconfig IFNAME`` inside one stack (``-j``/``--vnet``) fails as ifconfig does
+(``interface IFNAME does not exist``, exit 1); across all stacks a stack without it has
+an empty section and a name no stack has is one warning.
 
 JSON: ifconfig has no libxo output; vnetdbg writes
 ``{"interface-information": {"interface": [...]}}`` with one object per interface:
@@ -38,11 +50,15 @@ JSON: ifconfig has no libxo output; vnetdbg writes
 ``description``, ``options``, ``options-names``, ``ether``/``lladdr``, ``hwaddr``,
 ``inet`` (list of ``address``/``netmask``/``broadcast``/``destination``), ``inet6``
 (list of ``address``/``prefixlen``/``flags``/``scopeid``), ``link-state``,
-``home-vnet`` and ``moved-from`` (moved interfaces only).
+``home-vnet``, ``moved-from`` and ``home-jail`` (moved interfaces only), and
+``driver-get-counter`` (the method's symbol) for driver-counted interfaces.
 """
 
 from __future__ import annotations
 
+import weakref
+
+from ..errors import VnetdbgError
 from ..freebsd.ifnet import Interface, ifname_map, interfaces
 from ..freebsd.sockaddr import (AF_INET, AF_INET6, AF_LINK, ETHER_ADDR_LEN, IFT_BRIDGE,
                                 IFT_ETHER, IFT_IEEE8023ADLAG, IFT_L2VLAN, ether_ntoa,
@@ -52,7 +68,7 @@ from ..freebsd.sockaddr import (AF_INET, AF_INET6, AF_LINK, ETHER_ADDR_LEN, IFT_
 JSON_PATH = ("interface-information", "interface")
 
 NETLINK_OSRELDATE = 1400000
-IFF_UP, IFF_BROADCAST, IFF_POINTOPOINT = 0x1, 0x2, 0x10
+IFF_UP, IFF_BROADCAST, IFF_POINTOPOINT, IFF_MONITOR = 0x1, 0x2, 0x10, 0x40000
 IFF_LOWER_UP = 0x1000000
 LINK_STATE_UP = 2
 
@@ -107,9 +123,20 @@ def is_netlink(target) -> bool:
         return target.type("struct ifnet").has_member("if_capenable2")
 
 
+def lower_up(i: Interface) -> bool:
+    """The netlink dump's ``IFF_LOWER_UP`` (``sys/netlink/route/iface.c``
+    ``get_operstate``): for Ethernet and VLAN interfaces the media status
+    (``SIOCGIFMEDIA`` ``IFM_ACTIVE``, not in a dump: the link state the driver last
+    reported stands in for it; ``IFF_MONITOR`` makes it "dormant"); for every other
+    type the administrative state, ``IFF_UP`` in ``if_flags``."""
+    if i.type in (IFT_ETHER, IFT_L2VLAN):
+        return i.link_state == LINK_STATE_UP and not i.if_flags & IFF_MONITOR
+    return bool(i.if_flags & IFF_UP)
+
+
 def shown_flags(i: Interface, netlink: bool) -> int:
     f = i.flags
-    if netlink and i.link_state == LINK_STATE_UP:
+    if netlink and lower_up(i):
         f |= IFF_LOWER_UP
     return f
 
@@ -160,10 +187,31 @@ def inet6_line(a, flags: int, ifname_of) -> str:
 
 
 def _ordered(i: Interface, netlink: bool):
+    """The addresses in the order ifconfig prints them.
+
+    14+ (``sort_iface_ifaddrs``/``cmp_ifaddr``): by family number, so inet before
+    inet6, list order within a family.  12/13 (``calcorders``/``cmpifaddrs`` and the
+    stable merge ``sortifaddrs``): families in the order each first appears on the
+    interface, list order within a family (so lo0 shows inet6 ::1 before inet
+    127.0.0.1 when its IPv6 addresses were configured first)."""
     addrs = [a for a in i.addresses if a.family in (AF_INET, AF_INET6) and a.addr]
     if netlink:
         addrs.sort(key=lambda a: a.family)  # stable: list order within a family
+    else:
+        first: dict[int, int] = {}
+        for a in addrs:
+            first.setdefault(a.family, len(first))
+        addrs.sort(key=lambda a: first[a.family])
     return addrs
+
+
+def driver_counter_line(i: Interface) -> str | None:
+    """The mark for an interface whose ``if_get_counter`` is a driver method."""
+    if not i.driver_counters:
+        return None
+    name = i.get_counter_name or f"{i.get_counter:#x}"
+    return (f"\tcounters: if_get_counter is {name} (driver method); "
+            "the real counts are in the driver's softc")
 
 
 def interface_lines(i: Interface, *, netlink: bool, cap_bits: dict[int, str],
@@ -185,24 +233,28 @@ def interface_lines(i: Interface, *, netlink: bool, cap_bits: dict[int, str],
             out.append(inet6_line(a, i.flags, ifname_of))
     if moved_from is not None:
         out.append(f"\tmoved from {moved_from}")
+    drv = driver_counter_line(i)
+    if drv is not None:
+        out.append(drv)
     return out
 
 
 # -- per stack ------------------------------------------------------------------------
 
-def _home_description(target, home: int, problems) -> str:
-    """"vnet 0x… (jail N)" for the stack an interface came from."""
+def _home(target, home: int) -> tuple[str, int | None]:
+    """("vnet 0x… (jail N)", N) for the stack an interface came from."""
     from ..freebsd.jail import all_prisons
     from ..freebsd.vnet import owners
-    cache = _OWNERS.setdefault(id(target), {})
+    cache = _OWNERS.setdefault(target, {})
     if "map" not in cache:
         cache["map"] = owners(all_prisons(target, []))
     owner = cache["map"].get(home)
     who = f"jail {owner.jid}" if owner is not None else "no owning jail"
-    return f"vnet {home:#x} ({who})"
+    return f"vnet {home:#x} ({who})", (owner.jid if owner is not None else None)
 
 
-_OWNERS: dict[int, dict] = {}
+#: per-target caches (owners map, names present in any stack), dropped with the target
+_OWNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _context(target):
@@ -221,25 +273,55 @@ def text_lines(target, stack, opts, problems):
     ifs = interfaces(target, stack.address, problems)
     names = ifname_map(ifs)
     netlink, cap_bits = _context(target)
-    for i in _selected_from(ifs, stack, opts, problems):
-        moved = _home_description(target, i.home_vnet, problems) if i.moved else None
+    for i in _selected_from(target, ifs, stack, opts, problems):
+        moved = _home(target, i.home_vnet)[0] if i.moved else None
         yield from interface_lines(i, netlink=netlink, cap_bits=cap_bits,
                                    ifname_of=names.get, moved_from=moved)
 
 
-def _selected_from(ifs, stack, opts, problems):
+def _single(stack, opts) -> bool:
+    """Did the user pick one stack (then the report is exactly ifconfig's)?"""
+    return (stack.vnet is None or getattr(opts, "jail", None) is not None
+            or getattr(opts, "vnet", None) is not None)
+
+
+def _anywhere(target, name: str) -> bool:
+    """Does any usable stack of the dump have an interface called ``name``?"""
+    from ..freebsd.ifnet import for_each_ifnet, _ifname
+    from .scope import select_stacks
+    cache = _OWNERS.setdefault(target, {}).setdefault("names", {})
+    if name not in cache:
+        found = False
+        for s in select_stacks(target, problems=[])[0]:
+            if any(_ifname(ifp) == name for ifp in for_each_ifnet(target, s.address, [])):
+                found = True
+                break
+        cache[name] = found
+    return cache[name]
+
+
+def _selected_from(target, ifs, stack, opts, problems):
+    """``ifconfig IFNAME``: that interface only.  Inside one stack a missing name is
+    ifconfig's error (``interface X does not exist``, exit 1); across all stacks a
+    stack without it contributes an empty section, and only a name no stack has is
+    reported (once, as a warning)."""
     name = getattr(opts, "ifname", None)
     if name is None:
         return ifs
     picked = [i for i in ifs if i.name == name]
-    if not picked:
-        where = f" in vnet {stack.address:#x}" if stack.address is not None else ""
-        problems.append(f"ifconfig: interface {name} does not exist{where}")
+    if picked:
+        return picked
+    if _single(stack, opts):
+        raise VnetdbgError(f"ifconfig: interface {name} does not exist")
+    message = f"ifconfig: interface {name} does not exist in any network stack"
+    if message not in problems and not _anywhere(target, name):
+        problems.append(message)
     return picked
 
 
 def interface_record(i: Interface, *, netlink: bool, cap_bits: dict[int, str],
-                     ifname_of=None, moved_from: str | None = None) -> dict:
+                     ifname_of=None, moved_from: str | None = None,
+                     home_jail: int | None = None) -> dict:
     flags = shown_flags(i, netlink)
     names = [IFFBITS_NL[b] if b < len(IFFBITS_NL) else f"IFF_{b}" for b in range(32)
              if flags & (1 << b)] if netlink else \
@@ -283,6 +365,9 @@ def interface_record(i: Interface, *, netlink: bool, cap_bits: dict[int, str],
     if moved_from is not None:
         d["home-vnet"] = f"{i.home_vnet:#x}"
         d["moved-from"] = moved_from
+        d["home-jail"] = home_jail
+    if i.driver_counters:
+        d["driver-get-counter"] = i.get_counter_name or f"{i.get_counter:#x}"
     return d
 
 
@@ -291,8 +376,9 @@ def records(target, stack, opts, problems) -> list[dict]:
     names = ifname_map(ifs)
     netlink, cap_bits = _context(target)
     out = []
-    for i in _selected_from(ifs, stack, opts, problems):
-        moved = _home_description(target, i.home_vnet, problems) if i.moved else None
+    for i in _selected_from(target, ifs, stack, opts, problems):
+        moved, jid = _home(target, i.home_vnet) if i.moved else (None, None)
         out.append(interface_record(i, netlink=netlink, cap_bits=cap_bits,
-                                    ifname_of=names.get, moved_from=moved))
+                                    ifname_of=names.get, moved_from=moved,
+                                    home_jail=jid))
     return out

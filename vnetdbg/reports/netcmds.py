@@ -79,12 +79,16 @@ def _run(args, mode, opts) -> list[str]:
             _emit_json({container: {listname: items}}, args)
             return problems
         out = sys.stdout
-        for i, stack in enumerate(stacks):
-            if not single:
-                if i:
-                    out.write("\n")
-                out.write(stack.heading() + "\n")
+        shown = 0
+        for stack in stacks:
+            # the heading goes out with a section's first line: a stack with nothing to
+            # show (ifconfig IFNAME where it has no such interface) is left out
+            headed = single
             for line in mode.text_lines(target, stack, opts, problems):
+                if not headed:
+                    out.write(("\n" if shown else "") + stack.heading() + "\n")
+                    headed = True
+                    shown += 1
                 out.write(line)
                 out.write("\n")
             out.flush()  # the first stack is on screen before the last is read

@@ -20,8 +20,8 @@ class Stack:
     """One network stack to report on."""
 
     vnet: Vnet | None        # None: a kernel without VIMAGE (one stack, plain globals)
-    jail: Prison | None      # owner, or the jail the user named with -j
-    note: str = ""           # e.g. 'shared with jail 0 "0"'
+    jail: Prison | None      # the jail that owns the stack
+    note: str = ""           # e.g. 'used by jail 1 "web", which has no stack of its own'
 
     @property
     def address(self) -> int | None:
@@ -61,9 +61,11 @@ def select_stacks(target, *, jail: str | None = None, vnet: str | None = None,
         v = by_address.get(p.vnet)
         if v is None:
             raise VnetdbgError(f"jail {p.jid} uses vnet {p.vnet:#x}, which is not on vnet_head")
-        note = "" if v.owner is p else (
-            f'shared with jail {v.owner.jid} "{v.owner.name}"' if v.owner else "shared")
-        return _usable([Stack(v, p, note)], problems), True
+        if v.owner is p:
+            return _usable([Stack(v, p)], problems), True
+        note = f'used by jail {p.jid} "{p.name}", which has no stack of its own'
+        # a jail without its own stack gets the heading, which says whose stack it is
+        return _usable([Stack(v, v.owner, note)], problems), False
     if vnet is not None:
         try:
             address = int(vnet, 16)
