@@ -417,8 +417,9 @@ class AMD64Minidump:
         last = pa_to_bit(self._segments, first + (pages - 1) * PAGE_SIZE)
         if bit is None or last != bit + pages - 1:
             return None
-        bitmap = self._bitmap
-        if not all(bit_is_set(bitmap, b) for b in range(bit, last + 1)):
+        n = last - bit + 1
+        window = int.from_bytes(self._bitmap[bit >> 3:(last >> 3) + 1], "little") >> (bit & 7)
+        if window & ((1 << n) - 1) != (1 << n) - 1:  # some page of the run is absent
             return None
         off = self._page_offset(first)
         if off is None or (off - self._sparse_off) // PAGE_SIZE + pages > self._file_pages:
