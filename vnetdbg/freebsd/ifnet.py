@@ -238,6 +238,16 @@ def address_info(ifa: Value, cpus: CpuOffsets, problems: list[str] | None = None
     return rec
 
 
+def _counter_indices_or_empty(target: Target, problems: list[str] | None) -> dict[str, int]:
+    """``counter_indices``, or {} with the reason added to ``problems``."""
+    try:
+        return counter_indices(target)
+    except VnetdbgError as e:
+        if problems is not None:
+            problems.append(str(e))
+        return {}
+
+
 def interface_info(ifp: Value, cpus: CpuOffsets | None = None,
                    problems: list[str] | None = None,
                    indices: dict[str, int] | None = None) -> Interface:
@@ -245,12 +255,7 @@ def interface_info(ifp: Value, cpus: CpuOffsets | None = None,
     target = ifp.target
     cpus = cpus if cpus is not None else cpu_offsets(target)
     if indices is None:
-        try:
-            indices = counter_indices(target)
-        except VnetdbgError as e:
-            indices = {}
-            if problems is not None:
-                problems.append(str(e))
+        indices = _counter_indices_or_empty(target, problems)
     name = _ifname(ifp)
     get_counter = ifp.member("if_get_counter").value_() if ifp.has_member(
         "if_get_counter") else 0
@@ -309,12 +314,7 @@ def interfaces(target: Target, vnet: int | None,
                problems: list[str] | None = None) -> list[Interface]:
     """``interface_info`` for every interface of stack ``vnet``."""
     cpus = cpu_offsets(target)
-    try:
-        indices = counter_indices(target)
-    except VnetdbgError as e:
-        indices = {}
-        if problems is not None:
-            problems.append(str(e))
+    indices = _counter_indices_or_empty(target, problems)
     out = []
     for ifp in for_each_ifnet(target, vnet, problems):
         try:

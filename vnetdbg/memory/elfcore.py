@@ -20,6 +20,7 @@ from bisect import bisect_right
 
 from vnetdbg.errors import FaultError, FormatError
 from vnetdbg.memory.pagetables import X86KernelPageTables
+from vnetdbg.memory.paged import read_mapped
 
 NAME = "ELF full dump"
 
@@ -154,24 +155,8 @@ class ELFFullDump:
             raise FaultError(page, "physical page not in dump")
         return off
 
-    def _read_pages(self, address: int, size: int, page_offset) -> bytes:
-        if size < 0:
-            raise ValueError("negative read size")
-        chunks = []
-        cur, end = address, address + size
-        while cur < end:
-            page = cur & ~PAGE_MASK
-            n = min(end, page + PAGE_SIZE) - cur
-            try:
-                off = page_offset(page)
-            except FaultError as exc:
-                raise FaultError(cur, exc.reason) from None
-            chunks.append(self._mm[off + (cur - page):off + (cur - page) + n])
-            cur += n
-        return b"".join(chunks)
-
     def read_phys(self, pa: int, size: int) -> bytes:
-        return self._read_pages(pa, size, self._phys_page)
+        return read_mapped(self._mm, pa, size, PAGE_SIZE, self._phys_page)
 
     # -- virtual ----------------------------------------------------------------------
 
@@ -195,7 +180,7 @@ class ELFFullDump:
         return off
 
     def read(self, address: int, size: int) -> bytes:
-        return self._read_pages(address, size, self._va_page)
+        return read_mapped(self._mm, address, size, PAGE_SIZE, self._va_page)
 
     # -- metadata ---------------------------------------------------------------------
 

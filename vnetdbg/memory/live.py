@@ -17,6 +17,7 @@ import errno
 import os
 
 from vnetdbg.errors import FaultError, VnetdbgError
+from vnetdbg.memory.paged import read_paged
 from vnetdbg.memory.physimage import RawPhysImage
 
 NAME = "live kernel"
@@ -79,15 +80,9 @@ class KmemSource:
         return got
 
     def read(self, address: int, size: int) -> bytes:
-        if size < 0:
-            raise ValueError("negative read size")
-        chunks = []
-        cur, end = address, address + size
-        while cur < end:
-            n = min(end, (cur & ~PAGE_MASK) + PAGE_SIZE) - cur
-            chunks.append(self._read_chunk(cur, n))
-            cur += n
-        return b"".join(chunks)
+        return read_paged(address, size, PAGE_SIZE,
+                          lambda page, offset, n: self._read_chunk(page + offset, n),
+                          keep_fault_address=True)
 
     def msgbuf_region(self) -> None:
         return None

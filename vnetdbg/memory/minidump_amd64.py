@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from vnetdbg.errors import FaultError, FormatError
+from vnetdbg.memory.paged import read_mapped
 
 NAME = "amd64 minidump"
 MAGIC = b"minidump FreeBSD/amd64"
@@ -373,31 +374,6 @@ class AMD64Minidump:
 
     # -- reads ------------------------------------------------------------------------
 
-    def _read_pages(self, address: int, size: int, page_offset) -> bytes:
-        """Page-by-page read; ``page_offset(page)`` gives a file offset or raises. Faults
-        name the first absent byte (``address`` itself if the first page is absent)."""
-        if size < 0:
-            raise ValueError("negative read size")
-        chunks = []
-        cur, end = address, address + size
-        while cur < end:
-            page = cur & ~PAGE_MASK
-            n = min(end, page + PAGE_SIZE) - cur
-            try:
-                off = page_offset(page)
-            except FaultError as exc:
-                raise FaultError(cur, exc.reason) from None
-            start = off + (cur - page)
-            if chunks and chunks[-1][1] == start:  # file-contiguous: extend the last run
-                chunks[-1][1] = start + n
-            else:
-                chunks.append([start, start + n])
-            cur += n
-        mm = self._mm
-        if len(chunks) == 1:
-            return mm[chunks[0][0]:chunks[0][1]]
-        return b"".join(mm[a:b] for a, b in chunks)
-
     def read(self, address: int, size: int) -> bytes:
         hdr = self.header
         if size > PAGE_SIZE and address < hdr.kernbase and \
@@ -405,7 +381,7 @@ class AMD64Minidump:
             run = self._dmap_run(address - hdr.dmapbase, size)
             if run is not None:
                 return run
-        return self._read_pages(address, size, self._va_page_offset)
+        return read_mapped(self._mm, address, size, PAGE_SIZE, self._va_page_offset)
 
     def _dmap_run(self, pa: int, size: int) -> bytes | None:
         """One slice for a multi-page DMAP read whose pages are all present and
@@ -434,7 +410,7 @@ class AMD64Minidump:
             if off is None:
                 raise FaultError(page)
             return off
-        return self._read_pages(pa, size, phys_page_offset)
+        return read_mapped(self._mm, pa, size, PAGE_SIZE, phys_page_offset)
 
     # -- metadata ---------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from itertools import accumulate
 
 from vnetdbg.errors import FaultError, FormatError
 from vnetdbg.memory.minidump_amd64 import bit_is_set, build_rank_index, rank
+from vnetdbg.memory.paged import read_mapped
 
 NAME = "arm64 minidump"
 MAGIC = b"minidump FreeBSD/arm64"
@@ -138,14 +139,33 @@ def pa_to_bit(segments: Segments, pa: int) -> int | None:
     return pa // ps - segments.starts[i] // ps + segments.first_bits[i]
 
 
+def check_header(label: str, magic: bytes, version: int, magic_field: bytes,
+                 versions) -> None:
+    """FormatError unless the header's magic and version are ones this reader knows."""
+    if magic != magic_field:
+        raise FormatError(f"bad {label} magic {magic.rstrip(bytes(1))!r}")
+    if version not in versions:
+        raise FormatError(f"unsupported {label} version {version}")
+
+
+def standard_regions(hdr, pmapsize: int, max_pmap: int) -> list[tuple[str, int, int]]:
+    """The (name, size, limit) regions after the header page, in file order."""
+    return [("msgbuf", hdr.msgbufsize, MAX_MSGBUF),
+            ("dump_avail", hdr.dumpavailsize, MAX_DUMP_AVAIL),
+            ("bitmap", hdr.bitmapsize, MAX_BITMAP),
+            ("pmap", pmapsize, max_pmap)]
+
+
 class SparseMinidump:
     """Mapped minidump with the common bitmap/rank machinery.  Subclasses provide
     ``_parse(header_bytes)`` (sets ``self.header``, ``self.page_size``, returns the
-    region (name, size, limit) list) and ``translate(va)``."""
+    region (name, size, limit) list) and ``translate(va)``.  ``describe_fields``: header
+    fields ``describe()`` adds after the common ones."""
 
     arch = "?"
     label = "minidump"
     page_size = 4096
+    describe_fields: tuple[str, ...] = ()
 
     def __init__(self, path):
         self.path = os.fspath(path)
@@ -233,25 +253,8 @@ class SparseMinidump:
             self._cache[va_page] = off
         return off
 
-    def _read_pages(self, address: int, size: int, page_offset) -> bytes:
-        if size < 0:
-            raise ValueError("negative read size")
-        ps = self.page_size
-        chunks = []
-        cur, end = address, address + size
-        while cur < end:
-            page = cur - cur % ps
-            n = min(end, page + ps) - cur
-            try:
-                off = page_offset(page)
-            except FaultError as exc:
-                raise FaultError(cur, exc.reason) from None
-            chunks.append(self._mm[off + (cur - page):off + (cur - page) + n])
-            cur += n
-        return b"".join(chunks)
-
     def read(self, address: int, size: int) -> bytes:
-        return self._read_pages(address, size, self._va_page_offset)
+        return read_mapped(self._mm, address, size, self.page_size, self._va_page_offset)
 
     def read_phys(self, pa: int, size: int) -> bytes:
         def phys_page_offset(page: int) -> int:
@@ -259,7 +262,7 @@ class SparseMinidump:
             if off is None:
                 raise FaultError(page)
             return off
-        return self._read_pages(pa, size, phys_page_offset)
+        return read_mapped(self._mm, pa, size, self.page_size, phys_page_offset)
 
     # -- metadata ---------------------------------------------------------------------
 
@@ -271,7 +274,7 @@ class SparseMinidump:
         return self._mm[off:off + self._sizes["msgbuf"]]
 
     def describe(self) -> dict:
-        return {
+        d = {
             "format": self.format_name,
             "arch": self.arch,
             "dump-version": self.header.version,
@@ -281,6 +284,8 @@ class SparseMinidump:
             "kernbase": self.header.kernbase,
             "msgbuf-size": self._sizes["msgbuf"],
         }
+        d.update((name, getattr(self.header, name)) for name in self.describe_fields)
+        return d
 
     @property
     def format_name(self) -> str:
@@ -329,10 +334,7 @@ def parse_header(page: bytes) -> Header:
     dumpavailsize, v1/v2 no flags and always 4 KiB pages)."""
     magic, version, msgbufsize, bitmapsize, pmapsize, kernbase, dmapphys, dmapbase, \
         dmapend, dumpavailsize, flags = _HEADER.unpack_from(page)
-    if magic != MAGIC_FIELD:
-        raise FormatError(f"bad arm64 minidump magic {magic.rstrip(bytes(1))!r}")
-    if version not in SUPPORTED_VERSIONS:
-        raise FormatError(f"unsupported arm64 minidump version {version}")
+    check_header(NAME, magic, version, MAGIC_FIELD, SUPPORTED_VERSIONS)
     if version < 2:
         dumpavailsize = 0
     if version < 3:
@@ -342,6 +344,9 @@ def parse_header(page: bytes) -> Header:
         raise FormatError(f"unsupported arm64 minidump page-size flag {flags & FLAG_PS_MASK}")
     return Header(version, msgbufsize, bitmapsize, pmapsize, kernbase, dmapphys, dmapbase,
                   dmapend, dumpavailsize, flags, page_size)
+
+
+DMAP_FIELDS = ("dmapphys", "dmapbase", "dmapend")  # describe() keys, arm64 and riscv
 
 
 def in_dmap(hdr: Header, va: int) -> bool:
@@ -366,15 +371,13 @@ def l3_pa(l3: int, va: int, page_size: int) -> int:
 
 class ARM64Minidump(SparseMinidump):
     arch = "arm64"
-    label = "arm64 minidump"
+    label = NAME
+    describe_fields = DMAP_FIELDS
 
     def _parse(self, head: bytes):
         self.header = hdr = parse_header(head)
         self.page_size = hdr.page_size
-        return [("msgbuf", hdr.msgbufsize, MAX_MSGBUF),
-                ("dump_avail", hdr.dumpavailsize, MAX_DUMP_AVAIL),
-                ("bitmap", hdr.bitmapsize, MAX_BITMAP),
-                ("pmap", hdr.pmapsize, MAX_PMAP)]
+        return standard_regions(hdr, hdr.pmapsize, MAX_PMAP)
 
     def translate(self, va: int) -> int:
         hdr = self.header
@@ -388,12 +391,6 @@ class ARM64Minidump(SparseMinidump):
                 raise FaultError(va, "no valid kernel L3 entry")
             return l3_pa(l3, va, self.page_size)
         raise FaultError(va, "address outside the kernel map and the DMAP")
-
-    def describe(self) -> dict:
-        d = super().describe()
-        d.update({"dmapphys": self.header.dmapphys, "dmapbase": self.header.dmapbase,
-                  "dmapend": self.header.dmapend})
-        return d
 
 
 def probe(first_bytes: bytes) -> bool:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from vnetdbg.errors import FaultError, FormatError
-from vnetdbg.memory.minidump_arm64 import (MAX_BITMAP, MAX_DUMP_AVAIL, MAX_MSGBUF,
-                                           SparseMinidump)
+from vnetdbg.errors import FaultError
+from vnetdbg.memory.minidump_arm64 import SparseMinidump, check_header, standard_regions
 
 NAME = "i386 minidump"
 MAGIC = b"minidump FreeBSD/i386"
@@ -48,10 +47,7 @@ class Header:
 def parse_header(page: bytes) -> Header:
     magic, version, msgbufsize, bitmapsize, ptesize, kernbase, paemode, \
         dumpavailsize = _HEADER.unpack_from(page)
-    if magic != MAGIC_FIELD:
-        raise FormatError(f"bad i386 minidump magic {magic.rstrip(bytes(1))!r}")
-    if version not in SUPPORTED_VERSIONS:
-        raise FormatError(f"unsupported i386 minidump version {version}")
+    check_header(NAME, magic, version, MAGIC_FIELD, SUPPORTED_VERSIONS)
     if version < 2:
         dumpavailsize = 0
     return Header(version, msgbufsize, bitmapsize, ptesize, kernbase, paemode,
@@ -72,15 +68,12 @@ def pte_pa(pte: int, va: int, pae: bool) -> int:
 
 class I386Minidump(SparseMinidump):
     arch = "i386"
-    label = "i386 minidump"
+    label = NAME
     page_size = PAGE_SIZE
 
     def _parse(self, head: bytes):
         self.header = hdr = parse_header(head)
-        return [("msgbuf", hdr.msgbufsize, MAX_MSGBUF),
-                ("dump_avail", hdr.dumpavailsize, MAX_DUMP_AVAIL),
-                ("bitmap", hdr.bitmapsize, MAX_BITMAP),
-                ("pmap", hdr.ptesize, MAX_PTE)]
+        return standard_regions(hdr, hdr.ptesize, MAX_PTE)
 
     @property
     def pae(self) -> bool:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from vnetdbg.errors import FaultError, FormatError
-from vnetdbg.memory.minidump_arm64 import (MAX_BITMAP, MAX_DUMP_AVAIL, MAX_MSGBUF,
-                                           MAX_PMAP, SparseMinidump)
+from vnetdbg.errors import FaultError
+from vnetdbg.memory.minidump_arm64 import (DMAP_FIELDS, MAX_PMAP, SparseMinidump,
+                                           check_header, dmap_pa, in_dmap,
+                                           standard_regions)
 
 NAME = "riscv minidump"
 MAGIC = b"minidump FreeBSD/riscv"
@@ -48,10 +49,7 @@ class Header:
 def parse_header(page: bytes) -> Header:
     magic, version, msgbufsize, bitmapsize, pmapsize, kernbase, dmapphys, dmapbase, \
         dmapend, dumpavailsize = _HEADER.unpack_from(page)
-    if magic != MAGIC_FIELD:
-        raise FormatError(f"bad riscv minidump magic {magic.rstrip(bytes(1))!r}")
-    if version not in SUPPORTED_VERSIONS:
-        raise FormatError(f"unsupported riscv minidump version {version}")
+    check_header(NAME, magic, version, MAGIC_FIELD, SUPPORTED_VERSIONS)
     if version < 2:
         dumpavailsize = 0
     return Header(version, msgbufsize, bitmapsize, pmapsize, kernbase, dmapphys, dmapbase,
@@ -68,20 +66,18 @@ def pte_pa(pte: int, va: int) -> int:
 
 class RISCVMinidump(SparseMinidump):
     arch = "riscv"
-    label = "riscv minidump"
+    label = NAME
     page_size = PAGE_SIZE
+    describe_fields = DMAP_FIELDS
 
     def _parse(self, head: bytes):
         self.header = hdr = parse_header(head)
-        return [("msgbuf", hdr.msgbufsize, MAX_MSGBUF),
-                ("dump_avail", hdr.dumpavailsize, MAX_DUMP_AVAIL),
-                ("bitmap", hdr.bitmapsize, MAX_BITMAP),
-                ("pmap", hdr.pmapsize, MAX_PMAP)]
+        return standard_regions(hdr, hdr.pmapsize, MAX_PMAP)
 
     def translate(self, va: int) -> int:
         hdr = self.header
-        if hdr.dmapbase <= va < hdr.dmapend:
-            return va - hdr.dmapbase + hdr.dmapphys
+        if in_dmap(hdr, va):
+            return dmap_pa(hdr, va)
         if va >= hdr.kernbase:
             pte = self._pmap_entry((va - hdr.kernbase) >> 12, 8)
             if pte is None:
@@ -90,12 +86,6 @@ class RISCVMinidump(SparseMinidump):
                 raise FaultError(va, "no valid kernel L3 PTE")
             return pte_pa(pte, va)
         raise FaultError(va, "address outside the kernel map and the DMAP")
-
-    def describe(self) -> dict:
-        d = super().describe()
-        d.update({"dmapphys": self.header.dmapphys, "dmapbase": self.header.dmapbase,
-                  "dmapend": self.header.dmapend})
-        return d
 
 
 def probe(first_bytes: bytes) -> bool:

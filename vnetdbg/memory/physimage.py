@@ -14,6 +14,7 @@ import errno
 import os
 
 from vnetdbg.errors import FaultError, VnetdbgError
+from vnetdbg.memory.paged import read_paged
 from vnetdbg.memory.pagetables import X86KernelPageTables
 
 NAME = "raw physical memory image"
@@ -66,15 +67,9 @@ class RawPhysImage:
         return got
 
     def read_phys(self, pa: int, size: int) -> bytes:
-        if size < 0:
-            raise ValueError("negative read size")
-        chunks = []
-        cur, end = pa, pa + size
-        while cur < end:
-            n = min(end, (cur & ~PAGE_MASK) + PAGE_SIZE) - cur
-            chunks.append(self._pread_page(cur, n))
-            cur += n
-        return b"".join(chunks)
+        return read_paged(pa, size, PAGE_SIZE,
+                          lambda page, offset, n: self._pread_page(page + offset, n),
+                          keep_fault_address=True)
 
     # -- virtual ----------------------------------------------------------------------
 
@@ -85,20 +80,8 @@ class RawPhysImage:
         return self.tables.translate(va)
 
     def read(self, address: int, size: int) -> bytes:
-        if size < 0:
-            raise ValueError("negative read size")
-        chunks = []
-        cur, end = address, address + size
-        while cur < end:
-            page = cur & ~PAGE_MASK
-            n = min(end, page + PAGE_SIZE) - cur
-            try:
-                pa = self.tables.translate(page) | (cur - page)
-                chunks.append(self._pread_page(pa, n))
-            except FaultError as exc:
-                raise FaultError(cur, exc.reason) from None
-            cur += n
-        return b"".join(chunks)
+        return read_paged(address, size, PAGE_SIZE, lambda page, offset, n:
+                          self._pread_page(self.tables.translate(page) | offset, n))
 
     # -- metadata ---------------------------------------------------------------------
 

@@ -171,33 +171,8 @@ def fixed_lines(rs: list[Row], opts) -> list[str]:
             net_w, addr_w = 24, 39
         else:
             net_w = 18
-    head = _trunc("Name", name_w)
-    head += f" {'Mtu':>5.5} {_trunc('Network', net_w)} {_trunc('Address', addr_w)}"
-    head += f" {'Ipkts':>8.8} {'Ierrs':>5.5} {'Idrop':>5.5}"
-    if opts.bytes:
-        head += f" {'Ibytes':>10.10}"
-    head += f" {'Opkts':>8.8} {'Oerrs':>5.5}"
-    if opts.bytes:
-        head += f" {'Obytes':>10.10}"
-    head += f" {'Coll':>5}"
-    if opts.drops:
-        head += f" {'Drop':>5.5}"
-    out = [head]
-    for r in rs:
-        line = _trunc(r.xname, name_w) + _mtu(r)
-        if r.family == AF_UNSPEC:
-            line += _trunc("none", net_w) + " " + _trunc("none", addr_w) + " "
-        elif r.net:
-            if opts.wide:
-                line += f"{r.network:<{net_w}} {r.address:<{addr_w}} "
-            else:
-                line += _trunc(r.network, net_w) + " " + _trunc(r.address, addr_w) + " "
-        elif r.link:
-            line += _trunc(r.network, net_w) + " "
-            line += (" " * addr_w if r.blank_address else _trunc(r.address, addr_w)) + " "
-        line += _stats(r, opts, 8, 5, 10)
-        out.append(line)
-    return out
+    return _layout(rs, opts, name_w, net_w, addr_w, " ", 8, 5, 10,
+                   clip_net=not opts.wide)
 
 
 def max_num_len(max_len: int, num: int) -> int:
@@ -236,8 +211,16 @@ def dynamic_lines(rs: list[Row], opts) -> list[str]:
         if opts.bytes:
             nbyte = max_num_len(nbyte, r.ibytes)
             nbyte = max_num_len(nbyte, r.obytes)
+    return _layout(rs, opts, name_w, net_w, addr_w, "  ", npkt, nerr, nbyte,
+                   clip_net=False)
+
+
+def _layout(rs: list[Row], opts, name_w: int, net_w: int, addr_w: int, gap: str,
+            npkt: int, nerr: int, nbyte: int, *, clip_net: bool) -> list[str]:
+    """Heading and rows for both layouts: ``gap`` goes between the Network and Address
+    columns; ``clip_net`` truncates inet/inet6 network and address to their columns."""
     head = _trunc("Name", name_w)
-    head += f" {'Mtu':>5.5} {_trunc('Network', net_w)}  {_trunc('Address', addr_w)}"
+    head += f" {'Mtu':>5.5} {_trunc('Network', net_w)}{gap}{_trunc('Address', addr_w)}"
     head += f" {_rtrunc('Ipkts', npkt)} {_rtrunc('Ierrs', nerr)} {_rtrunc('Idrop', nerr)}"
     if opts.bytes:
         head += f" {_rtrunc('Ibytes', nbyte)}"
@@ -251,11 +234,14 @@ def dynamic_lines(rs: list[Row], opts) -> list[str]:
     for r in rs:
         line = _trunc(r.xname, name_w) + _mtu(r)
         if r.family == AF_UNSPEC:
-            line += _trunc("none", net_w) + "  " + _trunc("none", addr_w) + " "
+            line += _trunc("none", net_w) + gap + _trunc("none", addr_w) + " "
         elif r.net:
-            line += f"{r.network:<{net_w}}  {r.address:<{addr_w}} "
+            if clip_net:
+                line += _trunc(r.network, net_w) + gap + _trunc(r.address, addr_w) + " "
+            else:
+                line += f"{r.network:<{net_w}}{gap}{r.address:<{addr_w}} "
         elif r.link:
-            line += _trunc(r.network, net_w) + "  "
+            line += _trunc(r.network, net_w) + gap
             line += (" " * addr_w if r.blank_address else _trunc(r.address, addr_w)) + " "
         line += _stats(r, opts, npkt, nerr, nbyte)
         out.append(line)

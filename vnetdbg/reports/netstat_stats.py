@@ -116,6 +116,19 @@ def read_counters(target, stack, struct_name: str, var: str, cpus,
 
 # -- formatting --------------------------------------------------------------------------
 
+def _nonzero_under(arr, heading: str, out: list[str]) -> Iterator[tuple[int, int]]:
+    """(index, count) for each non-zero count of ``arr`` (None: none), appending
+    ``heading`` to ``out`` just before the first one."""
+    header = False
+    for i, n in enumerate(arr or []):
+        if not n:
+            continue
+        if not header:
+            out.append(heading)
+            header = True
+        yield i, n
+
+
 def format_lines(name: str, spec: dict, values: dict, sflag: int, names: dict,
                  states: list[int] | None, ifnames) -> list[str]:
     """netstat's text for one protocol (a list of complete lines)."""
@@ -155,15 +168,8 @@ def format_lines(name: str, spec: dict, values: dict, sflag: int, names: dict,
         elif kind == "always":
             out.append(_c(fmt) % v(fields[0]))
         elif kind == "hist":
-            arr = values[fields[0]] or []
             labels = names.get(entry[3])
-            header = False
-            for i, n in enumerate(arr):
-                if not n:
-                    continue
-                if not header:
-                    out.append(fmt)
-                    header = True
+            for i, n in _nonzero_under(values[fields[0]], fmt, out):
                 if entry[3] == "ifname":
                     label = ifnames().get(i, "(null)")
                 elif labels is not None and i < len(labels):
@@ -175,14 +181,7 @@ def format_lines(name: str, spec: dict, values: dict, sflag: int, names: dict,
                 else:
                     out.append(_c(entry[4]) % (label, n))
         elif kind == "scopes":
-            arr = values[fields[0]] or []
-            header = False
-            for i, n in enumerate(arr):
-                if not n:
-                    continue
-                if not header:
-                    out.append(fmt)
-                    header = True
+            for i, n in _nonzero_under(values[fields[0]], fmt, out):
                 sfmt = names["scopes"].get(str(i))
                 if sfmt is None:
                     out.append(_c(names["scopes"]["default"]) % (n, i))
