@@ -18,7 +18,6 @@ import argparse
 import filecmp
 import importlib.util
 import os
-import shutil
 import sys
 import tempfile
 

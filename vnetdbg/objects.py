@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .debuginfo.types import Kind, Member, Type, TypeProvider
+from .debuginfo.types import Kind, Type, TypeProvider
 from .errors import FaultError, VnetdbgError
 
 #: longest C string read through a pointer before giving up (kernel strings are short)

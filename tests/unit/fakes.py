@@ -3,7 +3,7 @@ kernel: every offset here is written down by hand, independently of any provider
 
 from __future__ import annotations
 
-from vnetdbg.debuginfo.types import Kind, Member, Type
+from vnetdbg.debuginfo.types import Kind, Type
 from vnetdbg.errors import FaultError
 from vnetdbg.objects import Target
 

@@ -11,7 +11,7 @@ import pytest
 
 from vnetdbg import memory
 from vnetdbg.errors import FaultError, FormatError, VnetdbgError
-from vnetdbg.memory import elfcore, pagetables
+from vnetdbg.memory import pagetables
 
 PS = 4096
 V, RW, PSB = 0x1, 0x2, 0x80

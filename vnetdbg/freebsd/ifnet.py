@@ -40,7 +40,7 @@ from typing import Iterator
 from ..errors import FaultError, VnetdbgError
 from ..objects import Target, Value
 from .counter import CpuOffsets, counter_fetch, cpu_offsets
-from .queue import list_entries
+from .queue import list_entries, read_each
 from .sockaddr import AF_LINK, Sockaddr, try_read_sockaddr
 from .vnet import vnet_var
 
@@ -315,18 +315,13 @@ def interfaces(target: Target, vnet: int | None,
     """``interface_info`` for every interface of stack ``vnet``."""
     cpus = cpu_offsets(target)
     indices = _counter_indices_or_empty(target, problems)
-    out = []
-    for ifp in for_each_ifnet(target, vnet, problems):
+    def read(ifp: Value) -> Interface:
         try:
-            out.append(interface_info(ifp, cpus, problems, indices))
+            return interface_info(ifp, cpus, problems, indices)
         except LookupError as e:
             raise VnetdbgError(f"kernel debug info lacks what ifnet needs: {e}") from None
-        except FaultError as e:
-            message = f"ifnet at {ifp.address:#x}: {e}"
-            if problems is None:
-                raise VnetdbgError(message) from None
-            problems.append(message)
-    return out
+
+    return read_each(for_each_ifnet(target, vnet, problems), read, "ifnet", problems)
 
 
 def ifname_map(ifs: list[Interface]) -> dict[int, str]:

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from ..errors import FaultError, VnetdbgError
 from ..objects import Target, Value
-from .queue import list_entries
+from .queue import list_entries, read_each
 
 # pr_flags bits (kernel-only #defines in sys/jail.h, not in DWARF)
 PR_PERSIST = 0x00000001
@@ -270,16 +270,8 @@ def all_prisons(target: Target, problems: list[str] | None = None) -> list[Priso
     """Records for prison0 and every jail.  A jail whose own fields cannot be read is
     skipped with a message in ``problems`` rather than ending the report."""
     tables = flag_tables(target)
-    out = []
-    for pr in for_each_prison(target, problems):
-        try:
-            out.append(prison_info(pr, tables))
-        except FaultError as e:
-            message = f"prison at {pr.address:#x}: {e}"
-            if problems is None:
-                raise VnetdbgError(message) from None
-            problems.append(message)
-    return out
+    return read_each(for_each_prison(target, problems), lambda pr: prison_info(pr, tables),
+                     "prison", problems)
 
 
 def find_prison(prisons: list[Prison], spec: str) -> Prison | None:

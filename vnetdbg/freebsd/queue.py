@@ -11,7 +11,7 @@ without one, the walker raises ``ListError``.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from ..errors import FaultError, VnetdbgError
 from ..objects import Value
@@ -28,6 +28,8 @@ _NAMES = (
 #: tail-pointer names checked after a TAILQ/STAILQ walk ends (catches lists cut short)
 _TAILS = {"tqh_first": ("tqh_last", "tqe_next"), "stqh_first": ("stqh_last", "stqe_next"),
           "cstqh_first": ("cstqh_last", "cstqe_next")}
+
+T = TypeVar("T")
 
 #: default bound on elements; a real kernel list longer than this is a corrupted list
 DEFAULT_LIMIT = 10_000_000
@@ -96,6 +98,23 @@ def list_entries(head: Value, field: str, *, what: str = "list",
         if recorded != last_link:
             _problem(problems, f"{what}: list ends early: last link read at {last_link:#x}"
                                f" but the head's {tail[0]} is {recorded:#x}")
+
+
+def read_each(elements: Iterable[Value], read: Callable[[Value], T], what: str,
+              problems: list[str] | None) -> list[T]:
+    """``read(e)`` for every element of a walk.  An element whose own fields cannot be
+    read is left out with a message naming its address (or, without ``problems``,
+    raises), so one damaged object does not cost the whole report."""
+    out = []
+    for element in elements:
+        try:
+            out.append(read(element))
+        except FaultError as e:
+            message = f"{what} at {element.address:#x}: {e}"
+            if problems is None:
+                raise VnetdbgError(message) from None
+            problems.append(message)
+    return out
 
 
 def _problem(problems: list[str] | None, message: str) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..errors import FaultError, VnetdbgError
+from ..errors import VnetdbgError
 from ..objects import Target, Value
 from .jail import Prison
-from .queue import list_entries
+from .queue import list_entries, read_each
 
 VNET_MAGIC_OLD = 0x3E0D8F29   # struct vnet without vnet_shutdown (12-era)
 VNET_MAGIC_NEW = 0x5E4A6F28   # struct vnet with vnet_shutdown
@@ -137,13 +137,5 @@ def all_vnets(target: Target, prisons: list[Prison],
     """Every stack on ``vnet_head`` with its owner; an unreadable one is reported in
     ``problems`` and left out."""
     owner_of = owners(prisons)
-    out = []
-    for v in for_each_vnet(target, problems):
-        try:
-            out.append(vnet_info(v, owner_of.get(v.address)))
-        except FaultError as e:
-            message = f"vnet at {v.address:#x}: {e}"
-            if problems is None:
-                raise VnetdbgError(message) from None
-            problems.append(message)
-    return out
+    return read_each(for_each_vnet(target, problems),
+                     lambda v: vnet_info(v, owner_of.get(v.address)), "vnet", problems)
