@@ -54,6 +54,48 @@ IFCOUNTER_NAMES = ["IFCOUNTER_IPACKETS", "IFCOUNTER_IERRORS", "IFCOUNTER_OPACKET
                    "IFCOUNTER_IQDROPS", "IFCOUNTER_OQDROPS", "IFCOUNTER_NOPROTO"]
 
 
+
+#: Plausibility of the generated protocol statistics (network.py draws each counter
+#: from the stack's ``stats_seed``): netstat -s prints lines derived from these
+#: totals (udp "delivered" = received minus its drops, unsigned), so a "received"
+#: counter is raised to at least the sum of the counters it includes.  Rules apply in
+#: order (a part is settled before the whole that includes it); counters the
+#: kernel's DWARF lacks count as 0.
+STATS_INCLUDES = {
+    "tcp": (("tcps_rcvtotal", ("tcps_rcvbadsum", "tcps_rcvbadoff", "tcps_rcvshort",
+                               "tcps_rcvmemdrop", "tcps_rcvreassfull", "tcps_rcvafterclose",
+                               "tcps_pawsdrop", "tcps_rcvduppack", "tcps_rcvpartduppack",
+                               "tcps_rcvoopack", "tcps_rcvpackafterwin")),
+            ("tcps_sndtotal", ("tcps_sndpack", "tcps_sndrexmitpack", "tcps_sndacks",
+                               "tcps_sndprobe", "tcps_sndurg", "tcps_sndwinup",
+                               "tcps_sndctrl"))),
+    "udp": (("udps_noportbcast", ("udps_filtermcast",)),
+            ("udps_ipackets", ("udps_hdrops", "udps_badlen", "udps_badsum", "udps_noport",
+                               "udps_noportbcast", "udps_fullsock"))),
+    "ip": (("ips_fragments", ("ips_fragdropped", "ips_fragtimeout")),
+           ("ips_total", ("ips_badsum", "ips_toosmall", "ips_tooshort", "ips_toolong",
+                          "ips_badhlen", "ips_badlen", "ips_badoptions", "ips_badvers",
+                          "ips_fragments"))),
+    "ip6": (("ip6s_fragments", ("ip6s_fragdropped", "ip6s_fragtimeout",
+                                "ip6s_fragoverflow")),
+            ("ip6s_total", ("ip6s_toosmall", "ip6s_tooshort", "ip6s_badoptions",
+                            "ip6s_badvers", "ip6s_fragments", "ip6s_exthdrtoolong",
+                            "ip6s_toomanyhdr", "ip6s_badscope"))),
+}
+
+
+def plausible_stats(key: str, totals: dict[str, int]) -> dict[str, int]:
+    """``totals`` (field name -> generated total) with every including counter at least
+    the sum of what it includes: a short one gets that sum added to its own draw."""
+    out = dict(totals)
+    for whole, parts in STATS_INCLUDES.get(key, ()):
+        if whole not in out:
+            continue
+        need = sum(out.get(p, 0) for p in parts)
+        if out[whole] < need:
+            out[whole] += need
+    return out
+
 #: big_net's generated pcbs cycle through (protocol, TCP state, has a socket)
 BULK_MIX = (("tcp", "ESTABLISHED", True), ("udp", None, True), ("tcp", "TIME_WAIT", False),
             ("tcp", "ESTABLISHED", True), ("udp", None, True))

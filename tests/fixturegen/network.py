@@ -25,7 +25,7 @@ import struct
 from .netspec import (IFCOUNTER_NAMES, IFF_DRV_RUNNING, IFF_FLAG_NAMES, IFF_BROADCAST,
                       IFT_ETHER, IFT_LOOP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
                       IPPROTO_UDPLITE, TCP_STATES, TCPS, BULK_MIX, IfSpec, NetStack,
-                      SockSpec)
+                      SockSpec, plausible_stats)
 from .pagetables import DMAP_MAX_ADDRESS, DMAP_MIN_ADDRESS
 from .physmem import PAGE_MASK, PAGE_SIZE
 
@@ -1186,13 +1186,18 @@ class NetBuilder:
             names = self._stat_names(tname, n)
             fields = {}
             ptrs = []
+            drawn = {}
             for i, nm in enumerate(names):
                 h = _mix(st.stats_seed, sum(map(ord, key)), i)
                 if h % 4 == 0:
-                    total = 0
+                    drawn[nm] = 0
                 else:
                     scale = (10, 1000, 100000, 10000000)[h >> 8 & 3]
-                    total = (h >> 16) % scale + 1
+                    drawn[nm] = (h >> 16) % scale + 1
+            drawn = plausible_stats(key, drawn)
+            for i, nm in enumerate(names):
+                h = _mix(st.stats_seed, sum(map(ord, key)), i)
+                total = drawn[nm]
                 ptrs.append(self.counter(total, h & 0xFF))
                 fields[nm] = total
             self.m.write(addr, struct.pack(f"<{n}Q", *ptrs))

@@ -483,9 +483,60 @@ def test_stats_lines_and_ss_hides_zero():
     assert "\t1 broadcast/multicast datagram undelivered\n" in lines
     assert "\t6 delivered\n" in lines
     assert "\t1 datagram output\n" in lines
-    assert lines[-1] == "\t5 udps_newfield\n"        # in DWARF, not in the table
+    # in DWARF, not in the release's netstat: not printed (the JSON keeps it)
+    assert lines[-1] == "\t0 times multicast source filter matched\n"
+    assert not any("udps_newfield" in x for x in lines)
     ss = NSS.format_lines("udp", spec, values, 2, t["names"], None, dict)
     assert "\t0 with incomplete header\n" not in ss and "\t1 with bad checksum\n" in ss
+
+
+def test_tcp_table_per_release():
+    t = NSS.table()
+    spec = t["protocols"]["tcp"]
+    values = {"tcps_rcvreassfull": 2, "tcps_tunneled_pkts": 1, "tcps_tw_resets": 3,
+              "tcps_ecn_rcvce": 4, "tcps_tlpresends": 9}
+    text = {r: "".join(NSS.format_lines("tcp", spec, values, 2, t["names"], None, dict, r))
+            for r in ("12", "13", "14")}
+    assert "\t\t2 discarded due to full reassembly queue\n" in text["12"]
+    assert "tunneled" not in text["12"] and "TIME-WAIT" not in text["12"]
+    assert "\t\t1 UDP tunneled pkt\n" in text["13"]
+    assert "\t3 times connection in TIME-WAIT responded with RST\n" in text["13"]
+    assert "ECN" not in text["13"]                   # 13 prints tcps_ecn_ce, not rcvce
+    assert "\t4 packets received with ECN CE bit set\n" in text["14"]
+    assert all("tlpresends" not in x and " 9 " not in x for x in text.values())
+    # a release newer than the newest table gets the newest table
+    assert NSS.lines_of(spec, "15") is NSS.lines_of(spec, "14")
+    assert NSS.lines_of(t["protocols"]["udp"], "14") is NSS.lines_of(t["protocols"]["udp"], "12")
+
+
+class _RelTarget:
+    def __init__(self, osreldate=None, tcp_members=()):
+        self.osreldate = osreldate
+        self.members = tcp_members
+
+    def variable(self, name):
+        if self.osreldate is None:
+            raise LookupError(name)
+        return NS(value_=lambda: self.osreldate)
+
+    def has_type(self, name):
+        return name == "struct tcpstat"
+
+    def type(self, name):
+        ms = [NS(name=m) for m in self.members]
+        return NS(strip_typedefs=lambda: NS(members=ms))
+
+
+def test_release_from_osreldate_then_dwarf():
+    assert NSS.release_of(_RelTarget(1204000)) == "12"
+    assert NSS.release_of(_RelTarget(1302001)) == "13"
+    assert NSS.release_of(_RelTarget(1402000)) == "14"
+    assert NSS.release_of(_RelTarget(1500000)) == "14"
+    # osreldate wins over the DWARF
+    assert NSS.release_of(_RelTarget(1302001, ["tcps_ecn_rcvce"])) == "13"
+    assert NSS.release_of(_RelTarget(None, ["tcps_sndtotal"])) == "12"
+    assert NSS.release_of(_RelTarget(None, ["tcps_tunneled_pkts"])) == "13"
+    assert NSS.release_of(_RelTarget(None, ["tcps_tunneled_pkts", "tcps_ecn_rcvce"])) == "14"
 
 
 def test_tcp_states_section():
@@ -532,3 +583,78 @@ def test_fast_text_path_matches_row():
         for p in pcbs:
             for name, istcp in (("tcp", True), ("udp", False)):
                 assert f.row_text(p, name, istcp) == f.row(p, name, istcp, False)[0], (kw, p)
+
+
+def _row_args(p):
+    """``walk_pcb_rows``'s ``row`` arguments for a Pcb (ports in network byte order)."""
+    n = lambda port: ((port & 0xFF) << 8) | (port >> 8)  # noqa: E731
+    return (p.address, p.vflag, p.flags, n(p.lport), n(p.fport), p.laddr, p.faddr, p.zoneid,
+            p.ip_p, p.socket, p.options, p.so_pcb, p.rcv_cc, p.snd_cc, p.qlen, p.incqlen,
+            p.qlimit, p.protocol, p.tcpcb, p.state, p.t_flags)
+
+
+def test_row_maker_matches_keep_and_row_text():
+    ll = bytes.fromhex("fe800001000000000000000000000001")
+    pcbs = [pcb(lport=22, state=1, protocol=6), pcb(vflag=3, lport=80, state=1, protocol=6),
+            pcb(laddr=v4(192, 168, 100, 200), lport=22, faddr=v4(10, 0, 0, 2), fport=22,
+                state=4, rcv=12345678, protocol=6),
+            pcb(laddr=v4(255, 255, 255, 255), lport=65535, faddr=v4(255, 255, 255, 254),
+                fport=65534, state=4, snd=3, protocol=17),
+            pcb(laddr=v4(10, 0, 0, 1), lport=22, faddr=v4(10, 0, 0, 2), fport=80, state=4,
+                flags=P.INP_ANONPORT, protocol=6),
+            pcb(laddr=v4(10, 0, 0, 0), lport=22, state=4, protocol=6),
+            pcb(vflag=2, laddr=ll, lport=123, protocol=17),
+            pcb(vflag=2, laddr=v6("2001:db8::1"), lport=53, faddr=v6("2001:db8::2"),
+                fport=53, state=6, protocol=6),
+            pcb(lport=1, state=42, protocol=6), pcb(lport=1, state=None, protocol=6),
+            pcb(lport=1, state=2, t_flags=P.TF_NEEDFIN | P.TF_TOE, protocol=6),
+            pcb(lport=1, state=2, t_flags=P.TF_NEEDSYN, protocol=6),
+            pcb(vflag=0, lport=1, state=4, protocol=6),
+            pcb(lport=22, state=1, q=(3, 4, 5), protocol=6),
+            pcb(laddr=v4(10, 0, 0, 1), lport=9, protocol=None),
+            pcb(laddr=v4(10, 0, 0, 1), lport=9, protocol=0),
+            pcb(laddr=v4(10, 0, 0, 1), lport=9, protocol=17)]
+    tw = pcb(laddr=v4(10, 0, 0, 1), lport=22, faddr=v4(10, 0, 0, 3), fport=999, state=10)
+    tw.socket = 0
+    pcbs.append(tw)
+    for p in pcbs[-4:-1]:
+        p.ip_p = 17
+    for kw in ({}, {"all": True}, {"numeric": False}, {"all": True, "numeric": False},
+               {"pcb_address": True}, {"wide": True}, {"inet4": True}, {"inet6": True},
+               {"all": True, "inet4": True}, {"all": True, "inet6": True}):
+        o = NI.Options(opts(**kw))
+        f = NI.Formatter(o, lambda: {1: "lo0"})
+        for name, proto in (("tcp", 6), ("udp", 17), ("udplite", 136), ("icmp", 1)):
+            istcp = proto == 6
+            row = NI._row_maker(f, o, name, istcp, proto)
+            for p in pcbs:
+                want = f.row_text(p, name, istcp) if NI.keep(p, o, istcp, proto) else None
+                assert row(*_row_args(p)) == want, (kw, name, p)
+            # the local address cache answers the second time round
+            for p in pcbs:
+                want = f.row_text(p, name, istcp) if NI.keep(p, o, istcp, proto) else None
+                assert row(*_row_args(p)) == want, (kw, name, p)
+
+
+@pytest.mark.parametrize("release", [13, 14])
+def test_walk_pcb_rows_matches_walk_pcbs(release):
+    k, target = sample(release)
+    problems = []
+    pcbs = list(P.walk_pcbs(target, 0x1000, tcp=True, what="t", problems=problems))
+    rows = list(P.walk_pcb_rows(target, 0x1000, tcp=True, what="t", problems=problems,
+                                row=lambda *a: a if a[1] else None))
+    assert problems == []
+    assert rows == [_row_args(p) for p in pcbs if p.vflag]
+    # None from row skips the pcb
+    assert list(P.walk_pcb_rows(target, 0x1000, tcp=True, what="t", problems=problems,
+                                row=lambda *a: None)) == []
+
+
+def test_row_maker_local_address_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(NI, "_HOST_CACHE_MAX", 2)
+    o = NI.Options(opts(all=True))
+    f = NI.Formatter(o, dict)
+    row = NI._row_maker(f, o, "udp", False, 17)
+    for i in range(6):
+        p = pcb(laddr=v4(10, 0, 0, i), lport=7, protocol=17)
+        assert row(*_row_args(p)) == f.row_text(p, "udp", False)

@@ -140,6 +140,7 @@ class _Record:
 
     def __init__(self, fields: list[_Field]):
         fields = sorted(fields, key=lambda f: f.offset)
+        self.fields = fields
         self.names = [f.name for f in fields]
         self.start = fields[0].offset if fields else 0
         fmt, pos = "<", self.start
@@ -361,12 +362,35 @@ def _head_first_offset(target: Target) -> int:
     return head.find_member(name)[0] // 8
 
 
+def _make_pcb(address, vflag, flags, lport_n, fport_n, laddr, faddr, zoneid, ip_p, socket,
+              options, so_pcb, rcv_cc, snd_cc, qlen, incqlen, qlimit, protocol, tcpcb,
+              state, t_flags) -> Pcb:
+    """``walk_pcb_rows``'s ``row`` for ``walk_pcbs``: the values as a ``Pcb``."""
+    p = Pcb(address, vflag, flags, ((lport_n & 0xFF) << 8) | (lport_n >> 8),
+            ((fport_n & 0xFF) << 8) | (fport_n >> 8), laddr, faddr, zoneid, socket, ip_p)
+    p.options, p.so_pcb, p.rcv_cc, p.snd_cc = options, so_pcb, rcv_cc, snd_cc
+    p.qlen, p.incqlen, p.qlimit, p.protocol = qlen, incqlen, qlimit, protocol
+    p.tcpcb, p.state, p.t_flags = tcpcb, state, t_flags
+    return p
+
+
 def walk_pcbs(target: Target, info_address: int, *, tcp: bool, what: str,
               problems: list[str], limit: int = DEFAULT_LIMIT) -> Iterator[Pcb]:
     """Every pcb on the list of the ``struct inpcbinfo`` at ``info_address``, list
     order (newest first).  ``tcp`` adds TCP state.  Problems (unreadable head, pcb,
     socket or tcpcb; cycles; over ``limit``) are appended to ``problems``; a bad pcb
     link ends the walk, a bad socket or tcpcb only blanks those columns."""
+    return walk_pcb_rows(target, info_address, tcp=tcp, what=what, problems=problems,
+                         row=_make_pcb, limit=limit)
+
+
+def walk_pcb_rows(target: Target, info_address: int, *, tcp: bool, what: str,
+                  problems: list[str], row, limit: int = DEFAULT_LIMIT) -> Iterator:
+    """``walk_pcbs`` without ``Pcb`` objects: per pcb, ``row(address, vflag, flags,
+    lport_n, fport_n, laddr, faddr, zoneid, ip_p, socket, options, so_pcb, rcv_cc,
+    snd_cc, qlen, incqlen, qlimit, protocol, tcpcb, state, t_flags)`` (the ``Pcb``
+    fields, but ports in *network* byte order) is called and whatever it returns other
+    than None is yielded.  Same walk, bounds, cycle detection and problems."""
     L = pcb_layout(target)
     read = target.read
     info_type = target.type("struct inpcbinfo")
@@ -392,9 +416,22 @@ def walk_pcbs(target: Target, info_address: int, *, tcp: bool, what: str,
     seen: set[int] = set()
     chunks = _chunk_reader(target)
     cache, load, cmask = chunks.cache, chunks.load, chunks.mask
+    cache_get = cache.get
     chunk = _CHUNK
-    sockets = _SocketReader(target, L, problems, what, chunks)
-    fill = sockets._fill
+    sockets = _SocketReader(target, L, problems, what)
+    # the socket: head and data half unpacked at once (the listen half, in a union with
+    # the data half, separately for listening sockets)
+    so_start, so_length = L.so_start, L.so_length
+    so_unpack, so_off = sockets.head_data.struct.unpack_from, sockets.head_data.start - so_start
+    h_opt, h_proto, h_pcb = sockets.hd_opt, sockets.hd_proto, sockets.hd_pcb
+    h_rcv, h_snd = sockets.hd_rcv, sockets.hd_snd
+    has_data = h_rcv is not None
+    listen = sockets.listen
+    if listen is not None:
+        listen_off, l_qlen, l_inc, l_lim = (sockets.listen_off, sockets.l_qlen,
+                                            sockets.l_inc, sockets.l_lim)
+    protocols = sockets.protocols
+    protocol_of = sockets._protocol
     mask64 = (1 << (8 * target.pointer_size)) - 1   # address arithmetic wraps there
     prev = 0
     count = 0
@@ -403,22 +440,25 @@ def walk_pcbs(target: Target, info_address: int, *, tcp: bool, what: str,
     if bitfields and [b[0] for b in bitfields] == [i_state]:
         st_shift, st_mask = bitfields[0][1], bitfields[0][2]
         bitfields = []
+    tcpcb = state = None
+    t_flags = 0
+    seen_add = seen.add
     while address:
-        if address in seen:
+        seen_add(address)
+        if len(seen) == count:          # not new: seen before
             problems.append(f"{what}: cycle: pcb at {address:#x} appears twice; "
                             f"stopped after {count} pcbs")
             return
         if count >= limit:
             problems.append(f"{what}: more than {limit} pcbs; stopped")
             return
-        seen.add(address)
         count += 1
         a = (address + start) & mask64
         base = a & cmask
         off = a - base
         buf = None
         if off + length <= chunk:
-            buf = cache.get(base)
+            buf = cache_get(base)
             if buf is None:
                 buf = load(base)
         if not buf:
@@ -435,132 +475,110 @@ def walk_pcbs(target: Target, info_address: int, *, tcp: bool, what: str,
             v = list(v)
             for i, shift, mask in bitfields:
                 v[i] = (v[i] >> shift) & mask
-        lp, fp = v[i_lport], v[i_fport]       # network byte order: ntohs
-        p = Pcb(address, v[i_vflag], v[i_flags], ((lp & 0xFF) << 8) | (lp >> 8),
-                ((fp & 0xFF) << 8) | (fp >> 8), v[i_laddr],
-                v[i_faddr], None if i_zone is None else v[i_zone], v[i_socket],
-                None if i_ip_p is None else v[i_ip_p])
         if embeds:
-            p.tcpcb = address - tcp_off
-            p.state = (v[i_state] >> st_shift) & st_mask
-            p.t_flags = 0 if i_tflags is None else v[i_tflags]
+            tcpcb = address - tcp_off
+            state = (v[i_state] >> st_shift) & st_mask
+            t_flags = 0 if i_tflags is None else v[i_tflags]
         elif tcp:
-            _tcp_state(chunks, L, p, 0 if i_ppcb is None else v[i_ppcb], problems, what)
-        fill(p)
-        yield p
+            tcpcb, state, t_flags = _tcp_state(chunks, L, address, v[i_flags],
+                                               0 if i_ppcb is None else v[i_ppcb],
+                                               problems, what)
+        so = v[i_socket]
+        if so:
+            a = so + so_start
+            base = a & cmask
+            off = a - base
+            buf = None
+            if off + so_length <= chunk:
+                buf = cache_get(base)
+                if buf is None:
+                    buf = load(base)
+            if not buf:
+                try:
+                    buf = read(a, so_length)
+                    off = 0
+                except FaultError as e:
+                    problems.append(f"{what}: socket at {so:#x} of pcb {address:#x} "
+                                    f"cannot be read ({e.reason} at {e.address:#x})")
+                    buf = None
+            if buf is None:
+                options = so_pcb = rcv = snd = qlen = incqlen = qlimit = 0
+                protocol = None
+            else:
+                # records unpack their fields in *offset* order (``_Record`` sorts
+                # them): permute by the precomputed indexes
+                h = so_unpack(buf, off + so_off)
+                options, proto, so_pcb = h[h_opt], h[h_proto], h[h_pcb]
+                qlen = incqlen = qlimit = 0
+                if options & SO_ACCEPTCONN:
+                    rcv = snd = 0
+                    if listen is not None:
+                        q = listen(buf, off + listen_off)
+                        qlen, incqlen, qlimit = q[l_qlen], q[l_inc], q[l_lim]
+                elif has_data:
+                    rcv, snd = h[h_rcv], h[h_snd]
+                else:
+                    rcv = snd = 0
+                try:
+                    protocol = protocols[proto]
+                except KeyError:
+                    protocol = protocol_of(proto)
+        else:
+            # no socket (TCP TIME_WAIT): the sysctl zeroes the xsocket
+            options = so_pcb = rcv = snd = qlen = incqlen = qlimit = 0
+            protocol = None
+        r = row(address, v[i_vflag], v[i_flags], v[i_lport], v[i_fport], v[i_laddr],
+                v[i_faddr], None if i_zone is None else v[i_zone],
+                None if i_ip_p is None else v[i_ip_p], so, options, so_pcb, rcv, snd,
+                qlen, incqlen, qlimit, protocol, tcpcb, state, t_flags)
+        if r is not None:
+            yield r
         prev, address = address, v[i_next]
 
 
-def _tcp_state(chunks: _ChunkReader, L: PcbLayout, p: Pcb, ppcb: int, problems,
-               what) -> None:
-    """12/13: TCP state from the separate tcpcb (or TIME_WAIT from the flags)."""
-    p.tcpcb = ppcb
-    if p.flags & INP_TIMEWAIT:
-        p.state, p.t_flags = TCPS_TIME_WAIT, 0
-        return
+def _tcp_state(chunks: _ChunkReader, L: PcbLayout, address: int, flags: int, ppcb: int,
+               problems, what) -> tuple:
+    """12/13: (tcpcb, state, t_flags) from the separate tcpcb (or TIME_WAIT from the
+    flags)."""
+    if flags & INP_TIMEWAIT:
+        return ppcb, TCPS_TIME_WAIT, 0
     if not ppcb or L.tcp is None:
-        p.state, p.t_flags = 0, 0     # pcblist_kvm: bzero(&xt_tp)
-        return
+        return ppcb, 0, 0     # pcblist_kvm: bzero(&xt_tp)
     try:
         buf, off = chunks.span(ppcb + L.tcp.start, L.tcp.length)
     except FaultError as e:
-        problems.append(f"{what}: tcpcb at {ppcb:#x} of pcb {p.address:#x} cannot be read "
+        problems.append(f"{what}: tcpcb at {ppcb:#x} of pcb {address:#x} cannot be read "
                         f"({e.reason} at {e.address:#x})")
-        p.state, p.t_flags = None, 0
-        return
+        return ppcb, None, 0
     td = dict(zip(L.tcp.names, L.tcp.unpack(buf, off)))
-    p.state = td["state"]
-    p.t_flags = td.get("t_flags", 0)
+    return ppcb, td["state"], td.get("t_flags", 0)
 
 
 class _SocketReader:
-    """Socket columns of a pcb; ``so_proto->pr_protocol`` is cached per protosw."""
+    """Socket record layout of a walk; ``so_proto->pr_protocol`` is cached per
+    protosw."""
 
-    def __init__(self, target: Target, L: PcbLayout, problems: list[str], what: str,
-                 chunks: _ChunkReader | None = None):
+    def __init__(self, target: Target, L: PcbLayout, problems: list[str], what: str):
         self.target, self.L, self.problems, self.what = target, L, problems, what
         self.protocols: dict[int, int | None] = {}
+        for r in (L.so_head, L.so_data, L.so_listen):
+            if r is not None and r.bitfields:
+                raise VnetdbgError("bitfields in struct socket members are not supported")
         base = L.so_start
-        self.head, self.head_off = L.so_head.struct.unpack_from, L.so_head.start - base
-        n = L.so_head.names
-        self.h_opt, self.h_proto, self.h_pcb = (n.index("options"), n.index("proto"),
-                                                n.index("so_pcb"))
-        self.data = self.listen = None
-        if L.so_data is not None:
-            self.data, self.data_off = L.so_data.struct.unpack_from, L.so_data.start - base
-            n = L.so_data.names
-            self.d_rcv, self.d_snd = n.index("rcv_cc"), n.index("snd_cc")
+        hd = _Record(L.so_head.fields + (L.so_data.fields if L.so_data is not None else []))
+        self.head_data = hd
+        n = hd.names
+        self.hd_opt, self.hd_proto, self.hd_pcb = (n.index("options"), n.index("proto"),
+                                                   n.index("so_pcb"))
+        self.hd_rcv = n.index("rcv_cc") if "rcv_cc" in n else None
+        self.hd_snd = n.index("snd_cc") if "snd_cc" in n else None
+        self.listen = None
         if L.so_listen is not None:
             self.listen = L.so_listen.struct.unpack_from
             self.listen_off = L.so_listen.start - base
             n = L.so_listen.names
             self.l_qlen, self.l_inc, self.l_lim = (n.index("qlen"), n.index("incqlen"),
                                                    n.index("qlimit"))
-        for r in (L.so_head, L.so_data, L.so_listen):
-            if r is not None and r.bitfields:
-                raise VnetdbgError("bitfields in struct socket members are not supported")
-        self._fill = self._make_fill(chunks or _ChunkReader(target))
-
-    def fill(self, p: Pcb) -> None:
-        self._fill(p)
-
-    def _make_fill(self, chunks: _ChunkReader):
-        """``fill`` as a closure over everything it needs (it runs once per pcb)."""
-        L, problems, what = self.L, self.problems, self.what
-        read, cache, load, cmask = chunks.read, chunks.cache, chunks.load, chunks.mask
-        chunk = _CHUNK
-        so_start, so_length = L.so_start, L.so_length
-        head, head_off = self.head, self.head_off
-        h_opt, h_proto, h_pcb = self.h_opt, self.h_proto, self.h_pcb
-        data, listen = self.data, self.listen
-        if data is not None:
-            data_off, d_rcv, d_snd = self.data_off, self.d_rcv, self.d_snd
-        if listen is not None:
-            listen_off, l_qlen, l_inc, l_lim = (self.listen_off, self.l_qlen, self.l_inc,
-                                                self.l_lim)
-        protocols = self.protocols
-        protocol = self._protocol
-
-        def fill(p: Pcb) -> None:
-            so = p.socket
-            if not so:
-                # no socket (TCP TIME_WAIT): the sysctl zeroes the xsocket
-                p.options = p.rcv_cc = p.snd_cc = p.qlen = p.incqlen = p.qlimit = 0
-                p.so_pcb = 0
-                return
-            a = so + so_start
-            base = a & cmask
-            off = a - base
-            buf = None
-            if off + so_length <= chunk:
-                buf = cache.get(base)
-                if buf is None:
-                    buf = load(base)
-            if not buf:
-                try:
-                    buf = read(a, so_length)
-                except FaultError as e:
-                    problems.append(f"{what}: socket at {so:#x} of pcb {p.address:#x} "
-                                    f"cannot be read ({e.reason} at {e.address:#x})")
-                    p.options = p.rcv_cc = p.snd_cc = p.qlen = p.incqlen = p.qlimit = 0
-                    p.so_pcb = 0
-                    return
-                off = 0
-            # each record unpacks its fields in *offset* order (``_Record`` sorts them),
-            # not in the order they were named: permute by the precomputed indexes
-            h = head(buf, off + head_off)
-            options, proto = h[h_opt], h[h_proto]
-            p.options, p.so_pcb = options, h[h_pcb]
-            if options & SO_ACCEPTCONN:
-                p.rcv_cc = p.snd_cc = 0
-                if listen is not None:
-                    q = listen(buf, off + listen_off)
-                    p.qlen, p.incqlen, p.qlimit = q[l_qlen], q[l_inc], q[l_lim]
-            elif data is not None:
-                d = data(buf, off + data_off)
-                p.rcv_cc, p.snd_cc = d[d_rcv], d[d_snd]
-            p.protocol = protocols[proto] if proto in protocols else protocol(proto)
-        return fill
 
     def _protocol(self, proto: int) -> int | None:
         try:

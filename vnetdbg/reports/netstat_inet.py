@@ -508,6 +508,106 @@ def _keeper(o: Options, istcp: bool, proto: int):
     return fast
 
 
+_PORT_TEXT: tuple | None = None     # network-order port -> netstat -n port text
+
+
+def _port_texts() -> tuple:
+    """Port text (``*`` for 0) indexed by the port in *network* byte order."""
+    global _PORT_TEXT
+    if _PORT_TEXT is None:
+        t = [""] * 65536
+        for port in range(65536):
+            t[((port & 0xFF) << 8) | (port >> 8)] = str(port) if port else "*"
+        _PORT_TEXT = tuple(t)
+    return _PORT_TEXT
+
+
+_HOST_CACHE_MAX = 1 << 16          # local address texts kept per protocol walk
+
+
+def _row_maker(fmt: Formatter, o: Options, name: str, istcp: bool, proto: int):
+    """``P.walk_pcb_rows``'s ``row`` for text output without ``-L``: ``keep`` on the raw
+    values, then the row text (None if filtered out).  IPv4 rows with ``-n`` and neither
+    ``-A`` nor ``-W`` (the common case) are formatted here, from per-address and per-port
+    text caches; every other row goes through a ``Pcb`` and ``Formatter.row_text``."""
+    aflag, af = o.aflag, o.af
+    inline = o.numeric and not o.Aflag and not o.Wflag and not o.Lflag
+    row_text = fmt.row_text
+    make_pcb = P._make_pcb
+    lite = proto in (IPPROTO_UDP, IPPROTO_UDPLITE)
+    no_socket_proto = IPPROTO_TCP if istcp else 0
+    fam = {AF_UNSPEC: P.INP_IPV4 | P.INP_IPV6, AF_INET: P.INP_IPV4,
+           AF_INET6: P.INP_IPV6}[af]
+    LISTEN, TOE, NEED = P.TCPS_LISTEN, P.TF_TOE, P.TF_NEEDSYN | P.TF_NEEDFIN
+    zero_mid = f"{0:6d} {0:6d} "
+    pre = (f"{name[:3]:<3}4  ", f"{name[:3]:<3}46 ")
+    pre_zero = (pre[0] + zero_mid, pre[1] + zero_mid)
+    ports = _port_texts()
+    hosts: dict[bytes, str] = {}       # 16 raw local address bytes -> "a.b.c.d." / "*."
+    hosts_get = hosts.get
+    ntoa = _ntoa
+    states = _STATE11
+    states_star = tuple(s + "*" for s in _STATE11)
+
+    def row(address, vflag, flags, lport, fport, laddr, faddr, zoneid, ip_p, so, options,
+            so_pcb, rcv, snd, qlen, incqlen, qlimit, protocol, tcpcb, state, t_flags):
+        # keep(): the socket's protocol, the family, -a
+        if so:
+            if protocol != proto:
+                sp = protocol
+                if sp is None:
+                    sp = proto if istcp or lite else ip_p
+                elif sp == 0 and not istcp and not lite:
+                    sp = ip_p
+                if sp != proto:
+                    return None
+        elif proto != no_socket_proto:
+            return None
+        if not vflag & fam:
+            return None
+        if not aflag:
+            if istcp and state == LISTEN:
+                return None
+            if af == AF_INET:
+                if inet_lnaof(laddr[12:16]) == 0:
+                    return None
+            elif af == AF_INET6:
+                if not any(laddr):
+                    return None
+            elif (vflag & P.INP_IPV4 and inet_lnaof(laddr[12:16]) == 0) or \
+                    (vflag & P.INP_IPV6 and not any(laddr)):
+                return None
+        if inline and vflag & 1 and not (istcp and t_flags & TOE):
+            lh = hosts_get(laddr)
+            if lh is None:
+                if len(hosts) >= _HOST_CACHE_MAX:
+                    hosts.clear()
+                b = laddr[12:16]
+                lh = hosts[laddr] = ("*" if b == _ZERO4 else ntoa(b)) + "."
+            # foreign addresses mostly differ row to row: not worth a cache
+            b = faddr[12:16]
+            fh = "*." if b == _ZERO4 else ntoa(b) + "."
+            # "a.b.c.d.port" is at most 21 characters: never cut at 22, padded to 23
+            if rcv or snd:
+                out = f"{pre[(vflag >> 1) & 1]}{rcv:6d} {snd:6d} "
+            else:
+                out = pre_zero[(vflag >> 1) & 1]
+            if istcp:
+                if state is not None and 0 <= state < 11:
+                    return out + (lh + ports[lport]).ljust(23) + \
+                        (fh + ports[fport]).ljust(23) + \
+                        (states_star[state] if t_flags & NEED else states[state])
+                return out + (lh + ports[lport]).ljust(23) + \
+                    (fh + ports[fport]).ljust(23) + \
+                    f"{state if state is not None else -1:<11d}"
+            return out + (lh + ports[lport]).ljust(23) + (fh + ports[fport]).ljust(23)
+        return row_text(make_pcb(address, vflag, flags, lport, fport, laddr, faddr,
+                                 zoneid, ip_p, so, options, so_pcb, rcv, snd, qlen,
+                                 incqlen, qlimit, protocol, tcpcb, state, t_flags),
+                        name, istcp)
+    return row
+
+
 def _rows(target, stack, o: Options, problems: list[str], want_json: bool):
     """The header lines (text only), once, before the first pcb that passes the
     filters; then one rendered row (text line, or libxo JSON object) per printed pcb."""
@@ -539,6 +639,19 @@ def _rows(target, stack, o: Options, problems: list[str], want_json: bool):
             continue
         what = f"V_{var}" + (f" of vnet {stack.address:#x}" if stack.address is not None
                              else "")
+        if var != "ripcbinfo" and not want_json and not Lflag:
+            # text rows straight from the decoded values, no Pcb objects
+            rows = P.walk_pcb_rows(target, address, tcp=istcp, what=what,
+                                   problems=problems,
+                                   row=_row_maker(fmt, o, name, istcp, proto))
+            if first:
+                for r in rows:
+                    first = False
+                    yield from fmt.header()
+                    yield r
+                    break
+            yield from rows
+            continue
         if var == "ripcbinfo":
             if var not in raw_cache:
                 raw_cache[var] = list(P.walk_pcbs(target, address, tcp=False, what=what,

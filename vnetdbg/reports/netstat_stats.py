@@ -8,9 +8,10 @@ tcpstat`` (names, order and offsets from DWARF) is the per-CPU sum of element
 per element.
 
 The text is netstat's own (``usr.bin/netstat/inet.c`` ``tcp_stats``/``udp_stats``/
-``ip_stats``/``icmp_stats``, ``inet6.c`` ``ip6_stats``, 12-era libxo strings reduced to
-their text form), kept as data in ``data/netstat_stats.json``: one entry per ``p()``/
-``p1a()``/``p2()``... call, in netstat's order.  Semantics kept from netstat:
+``ip_stats``/``icmp_stats``, ``inet6.c`` ``ip6_stats``, libxo strings reduced to their
+text form), kept as data in ``data/netstat_stats.json``: one entry per ``p()``/
+``p1a()``/``p2()``... call, in netstat's order, one table per release (12, 13, 14;
+``tcp`` differs between them, the others did not change).  Semantics kept from netstat:
 
 - ``-s`` once prints every line; ``-ss`` (``sflag > 1``) hides lines whose counters are
   all zero (the ip6 "Mbuf statistics" lines are unconditional, as in netstat);
@@ -20,10 +21,16 @@ their text form), kept as data in ``data/netstat_stats.json``: one entry per ``p
   ``protox``/``ip6protox`` half; igmp, pim, carp, arp, icmp6, rip6 are not printed yet;
 - after the tcp counters, "TCP connection count by state" from ``V_tcps_states``.
 
-Fields present in the DWARF structure but missing from the data table (newer kernels
-add counters) are printed after the table's lines as ``"\\t%ju <field name>"``, so
-nothing the kernel counted is hidden.  Table lines whose fields the kernel lacks are
-skipped (netstat built for that kernel would not have them).
+Which release's table: the dump's ``osreldate`` (the kernel global) picks the newest
+table whose ``min_osreldate`` it reaches (15 and later get the 14 table).  Only when
+``osreldate`` cannot be read does the DWARF decide: the newest release whose marker
+member (``struct tcpstat`` ``tcps_ecn_rcvce`` for 14, ``tcps_tunneled_pkts`` for 13)
+exists.
+
+Fields of the DWARF structure that the release's netstat does not print (padding,
+``udps_fastout``, 14's ``tcps_tlpresends``...) are left out of the text, as netstat
+leaves them out; table lines whose fields the kernel lacks are skipped (netstat built
+for that kernel would not have them).  Every DWARF field is in the JSON output.
 
 JSON: one object per protocol, ``{"protocol": "tcp", <DWARF field>: value, ...}`` (array
 fields as lists), plus ``tcp-states`` ``{state name: count}`` for TCP.
@@ -56,6 +63,47 @@ def table() -> dict:
         with open(_DATA, encoding="utf-8") as f:
             _TABLE = json.load(f)
     return _TABLE
+
+
+def _release_order(name: str):
+    return int(name) if name.isdigit() else name
+
+
+def release_of(target) -> str:
+    """The release whose netstat text to print (see the module docstring)."""
+    rels = table()["releases"]
+    try:
+        osrel = int(target.variable("osreldate").value_())
+    except Exception:  # no symbol or unreadable: fall back on the DWARF
+        osrel = None
+    if osrel is not None:
+        best = rels[0]["release"]
+        for r in rels:
+            if osrel >= r["min_osreldate"]:
+                best = r["release"]
+        return best
+    best = rels[0]["release"]
+    for r in rels:
+        marker = r.get("dwarf_marker")
+        try:
+            if marker and target.has_type(marker[0]) and any(
+                    m.name == marker[1]
+                    for m in target.type(marker[0]).strip_typedefs().members):
+                best = r["release"]
+        except Exception:  # pragma: no cover - DWARF without that struct
+            continue
+    return best
+
+
+def lines_of(spec: dict, release: str | None = None) -> list:
+    """The protocol's table for ``release`` (None: the newest): its own entry, else the
+    nearest older release's."""
+    by = spec["lines"]
+    keys = sorted(by, key=_release_order)
+    if release is None:
+        return by[keys[-1]]
+    older = [k for k in keys if _release_order(k) <= _release_order(release)]
+    return by[older[-1] if older else keys[0]]
 
 
 def _c(fmt: str) -> str:
@@ -130,20 +178,19 @@ def _nonzero_under(arr, heading: str, out: list[str]) -> Iterator[tuple[int, int
 
 
 def format_lines(name: str, spec: dict, values: dict, sflag: int, names: dict,
-                 states: list[int] | None, ifnames) -> list[str]:
-    """netstat's text for one protocol (a list of complete lines)."""
+                 states: list[int] | None, ifnames, release: str | None = None) -> list[str]:
+    """netstat's text for one protocol (a list of complete lines), as ``release``'s
+    netstat printed it (None: the newest table)."""
     out: list[str] = [f"{name}:\n"]
-    used: set[str] = set()
     hide = sflag > 1
 
     def v(f):
         return values.get(f, 0)
 
-    for entry in spec["lines"]:
+    for entry in lines_of(spec, release):
         kind, fields, fmt = entry[0], entry[1], entry[2]
         if any(f not in values for f in fields):
             continue
-        used.update(fields)
         if kind in ("p", "p1a", "p3", "pes"):
             n = v(fields[0])
             if n or not hide:
@@ -188,12 +235,7 @@ def format_lines(name: str, spec: dict, values: dict, sflag: int, names: dict,
                 elif n or not hide:
                     out.append(_c(sfmt) % (n, plural(n)))
         elif kind == "tcp_states":
-            continue   # printed after the extra fields below
-    for f, n in values.items():
-        if f in used or isinstance(n, list):
-            continue
-        if n or not hide:
-            out.append(f"\t{n} {f}\n")
+            continue   # printed last, below
     if spec.get("var") == "tcpstat" and states is not None:
         out.append("TCP connection count by state:\n")
         for i, n in enumerate(states[:len(TCPSTATES)]):
@@ -227,6 +269,7 @@ def _collect(target, stack, opts, problems):
             problems.append(msg)
     t = table()
     cpus = cpu_offsets(target)
+    release = release_of(target)
     for name in _selected(opts):
         spec = t["protocols"][name]
         values = read_counters(target, stack, spec["struct"], spec["var"], cpus, problems)
@@ -241,7 +284,7 @@ def _collect(target, stack, opts, problems):
                 except FaultError as e:
                     problems.append(f"V_tcps_states at {address:#x}: unreadable "
                                     f"({e.reason} at {e.address:#x})")
-        yield name, spec, values, states
+        yield name, spec, values, states, release
 
 
 def text_lines(target, stack, opts, problems: list[str]) -> Iterator[str]:
@@ -255,13 +298,14 @@ def text_lines(target, stack, opts, problems: list[str]) -> Iterator[str]:
             cache["m"] = interface_names(target, stack.address, problems)
         return cache["m"]
 
-    for name, spec, values, states in _collect(target, stack, opts, problems):
-        text = "".join(format_lines(name, spec, values, sflag, t["names"], states, ifnames))
+    for name, spec, values, states, release in _collect(target, stack, opts, problems):
+        text = "".join(format_lines(name, spec, values, sflag, t["names"], states, ifnames,
+                                    release))
         yield from text.rstrip("\n").split("\n")
 
 
 def records(target, stack, opts, problems: list[str]) -> Iterator[dict]:
-    for name, spec, values, states in _collect(target, stack, opts, problems):
+    for name, spec, values, states, _release in _collect(target, stack, opts, problems):
         rec = {"protocol": name}
         rec.update(values)
         if states is not None:
@@ -270,5 +314,5 @@ def records(target, stack, opts, problems: list[str]) -> Iterator[dict]:
 
 
 if __name__ == "__main__":  # pragma: no cover - print the table's field names
-    json.dump({k: [e[1] for e in v["lines"]] for k, v in table()["protocols"].items()},
-              sys.stdout, indent=1)
+    json.dump({k: {r: [e[1] for e in ls] for r, ls in v["lines"].items()}
+               for k, v in table()["protocols"].items()}, sys.stdout, indent=1)
