@@ -248,6 +248,7 @@ FORMS = {
     "netstat-aL": ["netstat", "-aL"],
     "netstat-s": ["netstat", "-s"],
     "netstat-ss": ["netstat", "-ss"],
+    "netstat-s-z": ["netstat", "-s", "-z"],
     "netstat-s-p-tcp": ["netstat", "-s", "-p", "tcp"],
     "netstat-j-vnetjail": ["netstat", "-j", "vnetjail", "-an"],
     "netstat-vnet": ["netstat", "-an", "--vnet", "{vnet2}"],

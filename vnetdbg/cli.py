@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("what to show (default: sockets)")
     m.add_argument("-i", dest="interfaces", action="store_true", help="interfaces")
     m.add_argument("-s", dest="stats", action="count", default=0,
-                   help="protocol statistics (-ss: hide zero counters)")
+                   help="protocol statistics; zero counters are hidden unless -z")
     m.add_argument("-L", dest="listen", action="store_true", help="listen queues")
     f = p.add_argument_group("modifiers")
     f.add_argument("-a", dest="all", action="store_true", help="include listening sockets")
@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("-d", dest="drops", action="store_true", help="-i: drop counts")
     f.add_argument("-I", dest="interface", metavar="IFNAME", help="-i: one interface")
     f.add_argument("-z", dest="zero", action="store_true",
-                   help="-s: ignored (on a live system it resets counters)")
+                   help="-s: show zero counters too (FreeBSD's -z resets live counters; "
+                        "a core has none to reset)")
     f.add_argument("--style", choices=("auto", "12", "15"), default="auto",
                    help="-i layout: fixed widths (12-14) or dynamic (15); default from "
                         "the dump's osreldate")
