@@ -17,6 +17,7 @@ every build path is mapped to /usr/src/sys or /usr/obj/... in the debug info,
 and nothing records a time stamp.
 
 Usage:  scripts/build_fixture_kernels.py [--layout fbsd14] [--out DIR]
+        (layouts: LAYOUTS, ARCH_LAYOUTS, VARIANT_LAYOUTS such as fbsd14-novimage)
 
 From Python (the scripts/ directory is not a package):
 
@@ -73,6 +74,19 @@ ARCH_LAYOUTS: dict[str, dict] = {
 }
 MD = KERNELS / "md"
 
+#: Option variants of an amd64 layout: the trees of ``base`` with
+#: ``fixtures/kernels/<overlay>/sys`` laid over them (later files win) and the
+#: sources of ``omit`` left out, as a kernel config's ``nooptions`` would.  Kept apart
+#: from LAYOUTS: the committed amd64 kernels are built exactly as before.
+#:   fbsd14-novimage: "nooptions VIMAGE" -- net/vnet.h's !VIMAGE branch (VNET_DEFINE
+#:   makes plain globals), no net/vnet.c (FreeBSD: "net/vnet.c optional vimage"), so
+#:   no set_vnet contents, vnet0, vnet_head or FEATURE(vimage).
+VARIANT_LAYOUTS: dict[str, dict] = {
+    "fbsd14-novimage": {"release": "14.2-RELEASE", "target": "x86_64-unknown-freebsd14.2",
+                        "dwarf": 5, "base": "fbsd14", "overlay": "variants/novimage",
+                        "omit": ("net/vnet.c",)},
+}
+
 #: Where the DWARF says the sources and the object directory were.
 SRC_PREFIX = "/usr/src/sys"
 OBJ_PREFIX = "/usr/obj/usr/src/amd64.amd64/sys/VNETDBG-FIXTURE"
@@ -117,6 +131,10 @@ def find_tools() -> dict[str, str]:
 def _trees(layout: str) -> tuple[list[Path], tuple[str, ...]]:
     """The 'sys' trees of a layout, later ones overriding earlier ones, and the
     sys-relative prefixes left out (the amd64 machine trees, for other arches)."""
+    if layout in VARIANT_LAYOUTS:
+        spec = VARIANT_LAYOUTS[layout]
+        return ([COMMON / "sys", KERNELS / spec["base"] / "sys",
+                 KERNELS / spec["overlay"] / "sys"], tuple(spec["omit"]))
     spec = ARCH_LAYOUTS.get(layout)
     if spec is None:
         return [COMMON / "sys", KERNELS / layout / "sys"], ()
@@ -167,13 +185,15 @@ def build(layout: str, out_dir: str | os.PathLike = DEFAULT_OUT) -> dict[str, Pa
     """
     if layout in ARCH_LAYOUTS:
         return _build_arch(layout, out_dir)
-    if layout not in LAYOUTS:
+    if layout not in LAYOUTS and layout not in VARIANT_LAYOUTS:
         raise BuildError(f"unknown layout {layout!r}; known: "
-                         f"{', '.join([*LAYOUTS, *ARCH_LAYOUTS])}")
-    spec = LAYOUTS[layout]
+                         f"{', '.join([*LAYOUTS, *ARCH_LAYOUTS, *VARIANT_LAYOUTS])}")
+    spec = LAYOUTS.get(layout) or VARIANT_LAYOUTS[layout]
     tools = find_tools()
-    layout_sys = (KERNELS / layout / "sys").resolve()
+    layout_sys = (KERNELS / spec.get("base", layout) / "sys").resolve()
     common_sys = (COMMON / "sys").resolve()
+    # a variant's overlay tree: searched first, mapped to /usr/src/sys like the rest
+    overlay = [(KERNELS / spec["overlay"] / "sys").resolve()] if "overlay" in spec else []
     if not layout_sys.is_dir():
         raise BuildError(f"no sources for layout {layout} in {layout_sys}")
 
@@ -197,9 +217,10 @@ def build(layout: str, out_dir: str | os.PathLike = DEFAULT_OUT) -> dict[str, Pa
             f"--target={spec['target']}",
             "-g", f"-gdwarf-{spec['dwarf']}",
             f"-fdebug-prefix-map={objdir}={OBJ_PREFIX}",
+            *[f"-fdebug-prefix-map={o}={SRC_PREFIX}" for o in overlay],
             f"-fdebug-prefix-map={layout_sys}={SRC_PREFIX}",
             f"-fdebug-prefix-map={common_sys}={SRC_PREFIX}",
-            "-I.", f"-I{layout_sys}", f"-I{common_sys}",
+            "-I.", *[f"-I{o}" for o in overlay], f"-I{layout_sys}", f"-I{common_sys}",
             f"-I{common_sys}/contrib/ck/include",
         ]
         objs: dict[str, Path] = {}
@@ -309,7 +330,8 @@ def _build_arch(layout: str, out_dir) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--layout", action="append", choices=sorted([*LAYOUTS, *ARCH_LAYOUTS]),
+    ap.add_argument("--layout", action="append",
+                    choices=sorted([*LAYOUTS, *ARCH_LAYOUTS, *VARIANT_LAYOUTS]),
                     help="layout to build (repeatable; default: the amd64 layouts)")
     ap.add_argument("--out", default=str(DEFAULT_OUT),
                     help=f"output directory (default: {DEFAULT_OUT})")
@@ -317,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for layout in args.layout or sorted(LAYOUTS):
             paths = build(layout, args.out)
-            print(f"{layout} ({ {**LAYOUTS, **ARCH_LAYOUTS}[layout]['release'] }):")
+            print(f"{layout} ({ {**LAYOUTS, **ARCH_LAYOUTS, **VARIANT_LAYOUTS}[layout]['release'] }):")
             for key in ("kernel_full", "kernel_debug", "kernel"):
                 print(f"  {paths[key]}  sha256={sha256(paths[key])}")
     except BuildError as e:

@@ -8,7 +8,8 @@ JSON.  Must not import vnetdbg: it is what the reader is tested against.
 Entry points:
     build_vmcore(layout_dir, out_dir, *, dump_version=3, corrupt=None,
                  scenario=None, layout=None, copy_kernel=True) -> dict
-    scenario.default(network=True, dying_vnet_jail=False), scenario.big(jails=10000),
+    scenario.default(network=True, dying_vnet_jail=False, vimage=True),
+    scenario.big(jails=10000),
     scenario.big_net(jails=200, pcbs=1_000_000, biggest=500_000)
     CORRUPTIONS
 

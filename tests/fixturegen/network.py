@@ -313,8 +313,13 @@ class NetBuilder:
     def sym(self, name: str) -> int:
         return self.k.symbol_address(name) if self.k.has_symbol(name) else 0
 
+    def vsym(self, name: str) -> str:
+        """The symbol of VNET variable ``name``: ``vnet_entry_<name>`` with VIMAGE,
+        the plain global ``<name>`` without."""
+        return "vnet_entry_" + name if self.b.vimage else name
+
     def vnet_var(self, jid: int, name: str) -> int | None:
-        full = "vnet_entry_" + name
+        full = self.vsym(name)
         if not self.k.has_symbol(full):
             return None
         return (self.b.vnet_bases[jid] + self.k.symbol_address(full)) & U64
@@ -416,7 +421,8 @@ class NetBuilder:
             st = self.stacks[jid]
             j = jails.get(jid)
             stacks.append({
-                "vnet": _hex(self.b.vnet_vas[jid]), "owner_jid": jid,
+                "vnet": _hex(self.b.vnet_vas[jid]) if self.b.vimage else None,
+                "owner_jid": jid,
                 "jail_name": j.name if j else "0",
                 "jail_state": j.state if j else "alive",
                 "ifnet_head": _hex(self.vnet_var(jid, "ifnet")),
@@ -661,7 +667,7 @@ class NetBuilder:
             tab_addr = self.vnet_var(jid, "ifindex_table") or 0
             idx_addr = self.vnet_var(jid, "if_index") or 0
             lim_addr = self.vnet_var(jid, "if_indexlim") or 0
-            tvar = "vnet_entry_ifindex_table"
+            tvar = self.vsym("ifindex_table")
         if not tab_addr:
             return
         t = k.variable_type(tvar)
@@ -681,10 +687,10 @@ class NetBuilder:
             m.write_u64(arr + esize * idx, ifp)   # ife_ifp / the pointer is first
         m.write_u64(tab_addr, arr)
         if idx_addr:
-            isz = k.symbol("if_index" if jid is None else "vnet_entry_if_index").size or 4
+            isz = k.symbol("if_index" if jid is None else self.vsym("if_index")).size or 4
             m.write(idx_addr, top.to_bytes(min(isz, 8), "little"))
         if lim_addr:
-            lsz = k.symbol("if_indexlim" if jid is None else "vnet_entry_if_indexlim").size or 4
+            lsz = k.symbol("if_indexlim" if jid is None else self.vsym("if_indexlim")).size or 4
             m.write(lim_addr, lim.to_bytes(min(lsz, 8), "little"))
 
     # -- sockets and pcbs -----------------------------------------------------------
@@ -1181,7 +1187,7 @@ class NetBuilder:
             addr = self.vnet_var(jid, var)
             if addr is None or not self.k.has_type(tname):
                 continue
-            t = self.k.variable_type("vnet_entry_" + var)
+            t = self.k.variable_type(self.vsym(var))
             n = t.unaliased().length if t is not None else self.p.sizeof(tname) // 8
             names = self._stat_names(tname, n)
             fields = {}
@@ -1205,7 +1211,7 @@ class NetBuilder:
                         "count": n, "fields": fields}
         addr = self.vnet_var(jid, "tcps_states")
         if addr is not None:
-            t = self.k.variable_type("vnet_entry_tcps_states")
+            t = self.k.variable_type(self.vsym("tcps_states"))
             n = t.unaliased().length if t is not None else len(TCP_STATES)
             ptrs = []
             vals = {}

@@ -95,9 +95,15 @@ class Scenario:
     net: dict | None = None             # owner JID -> netspec.NetStack (None: no network state)
 
 
-def default(network: bool = True, dying_vnet_jail: bool = True) -> Scenario:
+def default(network: bool = True, dying_vnet_jail: bool = True,
+            vimage: bool = True) -> Scenario:
     """The demo machine: 256 MiB, 2 CPUs, five jails; with ``network`` the
     stacks of netspec.default_network() (vnet0 and the VNET jail 2).
+
+    ``vimage=False`` is the same machine for a kernel built without ``options
+    VIMAGE`` (layout fbsd14-novimage): jail 2 "vnetjail" is an ordinary non-VNET
+    jail (a jail cannot have ``vnet`` there), there is no dying VNET jail 6, and the
+    only network stack is the host's (vnet0's objects, at the plain globals).
 
     ``dying_vnet_jail`` adds jail 6 "oldvnet": a removed VNET jail kept dying by
     a TIME_WAIT connection, its vnet still on vnet_head.  Off for the committed
@@ -125,6 +131,9 @@ def default(network: bool = True, dying_vnet_jail: bool = True) -> Scenario:
         JailSpec(5, "db", b"/jails/db", "db.example.org", ip4=["203.0.113.5"],
                  allow=["sysvipc"], cpuset=6, placement="dmap", ref=2, uref=1),
     ]
+    if not vimage:
+        jails[1] = replace(jails[1], vnet=False)
+        dying_vnet_jail = False
     if network and dying_vnet_jail:
         # a VNET jail removed by the user, kept dying by a TIME_WAIT connection
         # whose credential still references it; its vnet is still on vnet_head
@@ -133,9 +142,11 @@ def default(network: bool = True, dying_vnet_jail: bool = True) -> Scenario:
                               allow=["raw_sockets"], arena="net", boot=False))
     from .netspec import default_network
     dying = network and dying_vnet_jail
-    return Scenario("default-dying-vnet" if dying else "default", 256 * MiB, jails,
-                    lastprid=6 if dying else 5,
-                    net=default_network(dying_vnet_jail=dying) if network else None)
+    net = default_network(dying_vnet_jail=dying) if network else None
+    if net is not None and not vimage:
+        net = {0: net[0]}
+    name = "default-dying-vnet" if dying else "default" if vimage else "default-novimage"
+    return Scenario(name, 256 * MiB, jails, lastprid=6 if dying else 5, net=net)
 
 
 def big(jails: int = 10000) -> Scenario:
@@ -225,6 +236,9 @@ class Builder:
             "pc_zpcpu_offset": w.has_member("struct pcpu", "pc_zpcpu_offset"),
         }
         self.vnet_magic = VNET_MAGIC_NEW if self.features["vnet_shutdown"] else VNET_MAGIC_OLD
+        # options VIMAGE: net/vnet.c's vnet_head is there (without it VNET_DEFINE
+        # variables are plain globals and no struct vnet exists)
+        self.vimage = self.k.has_symbol("vnet_head")
         # names as the kernel's pr_flag_allow[] has them (what readers will print)
         self.kernel_allow = self._read_bool_flags("pr_flag_allow")
         self.allow_bits = dict(FALLBACK_ALLOW)
@@ -319,8 +333,8 @@ class Builder:
             else:
                 raise ValueError(j.placement)
         self.addrs = addrs
-        vnets = self._build_vnets(addrs)
-        jail_vnet = {0: vnets[0]["address"]}
+        vnets = self._build_vnets(addrs) if self.vimage else self._no_vnets()
+        jail_vnet = {0: vnets[0]["address"] if vnets else None}
         for j in s.jails:  # parents precede children in JID order
             if j.vnet:
                 jail_vnet[j.jid] = vnets[j.jid]["address"]
@@ -350,7 +364,7 @@ class Builder:
                       securelevel=-1, enforce_statfs=0, devfs_rsnum=0, childmax=999999,
                       persist=True, ref=150, uref=150)
         truth_p0 = self._write_prison(p0, addrs, children, desc, cpusets, allow_value=all_allow,
-                                      flags=PR_HOST | PR_VNET)
+                                      flags=PR_HOST | PR_VNET if self.vimage else PR_HOST)
         for j in s.jails:
             truth_jails.append(self._write_prison(j, addrs, children, desc, cpusets))
         # allprison TAILQ in ascending JID order
@@ -387,9 +401,10 @@ class Builder:
             "allprison_address": _hex(head),
             "jails": [by_jid[j] for j in order],
             "lastprid": s.lastprid if s.lastprid is not None else max(order, default=0),
-            "vnets": [vnets[k] for k in self.vnet_order],
-            "vnet_head_address": _hex(self.k.symbol_address("vnet_head")),
-            "vnet0": vnets[0]["address"],
+            "vnets": [vnets[k] for k in self.vnet_order if k in vnets],
+            "vnet_head_address": _hex(self.k.symbol_address("vnet_head")) if self.vimage
+            else None,
+            "vnet0": vnets[0]["address"] if vnets else None,
             "vnet_magic_expected": self.vnet_magic,
             "cpusets": [{"id": cid, "address": _hex(a)} for cid, a in sorted(cpusets.items())],
             "pcpu": self.pcpu_truth,
@@ -501,6 +516,18 @@ class Builder:
             w.write_struct(a, "struct cpuset", fields)
             out[cid] = a
         return out
+
+    def _no_vnets(self) -> dict[int, dict]:
+        """A kernel without VIMAGE: no struct vnet; the host's stack is the plain
+        globals (base 0: NetBuilder.vnet_var reads the symbols themselves) and every
+        if_vnet / so_vnet / ipi_vnet / pr_vnet is curvnet, NULL."""
+        bad = [j.jid for j in self.s.jails if j.vnet]
+        if bad:
+            raise ValueError(f"jails {bad} want a vnet, but the kernel has no VIMAGE")
+        self.vnet_bases = {0: 0}
+        self.vnet_vas = {0: 0}
+        self.vnet_order = [0]
+        return {}
 
     def _build_vnets(self, addrs) -> dict[int, dict]:
         s, m, w, k = self.s, self.m, self.w, self.k
@@ -658,7 +685,7 @@ class Builder:
             "pr_children.lh_first": addrs[kids[0]] if kids else 0,
             "pr_parent": addrs[j.parent] if j.jid else 0,
             "pr_cpuset": cpusets[j.cpuset] if j.cpuset else 0,
-            "pr_vnet": int(self.jail_vnet[j.jid], 16),
+            "pr_vnet": int(self.jail_vnet[j.jid], 16) if self.jail_vnet[j.jid] else 0,
             "pr_childcount": desc.get(j.jid, 0), "pr_childmax": j.childmax,
             "pr_allow": allow_value, "pr_securelevel": j.securelevel,
             "pr_enforce_statfs": j.enforce_statfs, "pr_devfs_rsnum": j.devfs_rsnum,
@@ -683,7 +710,7 @@ class Builder:
                     "struct prison", "pr_sibling.le_next")
         w.write_struct(a, "struct prison", fields, zero=bool(j.jid))
         vnet_addr = self.jail_vnet[j.jid]
-        owner = j.jid == 0 or j.vnet
+        owner = self.vimage and (j.jid == 0 or j.vnet)
         return {
             "address": _hex(a), "jid": j.jid, "name": j.name,
             "path_b64": _b64(j.path),

@@ -17,10 +17,19 @@ import sys
 
 from ..errors import VnetdbgError
 from ..freebsd.jail import all_prisons
-from ..freebsd.vnet import all_vnets, expected_magic, vnet_info
+from ..freebsd.vnet import all_vnets, expected_magic, has_vimage, vnet_info
 from . import vnets as vnets_report
 from .commands import _emit_json, _session, _write_lines
 from .scope import select_stacks
+
+
+NO_VIMAGE_NOTE = ("vnetdbg: note: kernel built without options VIMAGE: no virtual network "
+                  "stacks, one stack in plain globals (netstat/ifconfig report it)")
+
+
+def _no_vimage_note() -> None:
+    sys.stdout.flush()
+    print(NO_VIMAGE_NOTE, file=sys.stderr)
 
 
 def vnets(args) -> list[str]:
@@ -29,11 +38,15 @@ def vnets(args) -> list[str]:
     problems: list[str] = []
     with _session(args) as session:
         target = session.target
-        stacks = all_vnets(target, all_prisons(target, problems), problems)
+        vimage = has_vimage(target)
+        # without VIMAGE there is no struct vnet and no vnet_head: an empty table
+        stacks = all_vnets(target, all_prisons(target, problems), problems) if vimage else []
     if args.output != "text":
         _emit_json(vnets_report.to_json(stacks), args)
     else:
         _write_lines(vnets_report.table_lines(stacks))
+    if not vimage:
+        _no_vimage_note()
     return problems
 
 
@@ -53,6 +66,9 @@ def show_vnets(args, words: list[str]) -> list[str]:
             except ValueError:
                 raise VnetdbgError(f"show vnet: {words[1]!r} is not an address") from None
             stacks = [vnet_info(target.value(address, "struct vnet"))]
+        elif not has_vimage(target):
+            # DDB has no vnet commands without VIMAGE; nothing to list
+            stacks = []
         else:
             stacks = all_vnets(target, all_prisons(target, problems), problems)
         if args.output != "text":
@@ -60,6 +76,8 @@ def show_vnets(args, words: list[str]) -> list[str]:
         else:
             for v in stacks:
                 _write_lines(vnets_report.ddb_lines(v, magic, new_style=new_style))
+        if words[0] != "vnet" and not has_vimage(target):
+            _no_vimage_note()
     return problems
 
 

@@ -51,7 +51,14 @@ def select_stacks(target, *, jail: str | None = None, vnet: str | None = None,
     """The stacks to report and whether the user named exactly one (then no headings)."""
     prisons = all_prisons(target, problems)
     if not has_vimage(target):
-        return [Stack(None, None)], True
+        # one stack for the host and every jail
+        if vnet is not None:
+            raise VnetdbgError(f"--vnet {vnet}: the kernel was built without options VIMAGE "
+                               "and has a single network stack")
+        if jail is not None and find_prison(prisons, jail) is None:
+            raise VnetdbgError(f'jail "{jail}" not found')
+        # it is the host's (JSON: jail 0, as vnet0's rows are with VIMAGE)
+        return [Stack(None, next((p for p in prisons if p.jid == 0), None))], True
     vnets = sorted(all_vnets(target, prisons, problems), key=_order)
     by_address = {v.address: v for v in vnets}
     if jail is not None:
