@@ -641,7 +641,6 @@ class NetBuilder:
 
     def _index_tables(self):
         """ifindex_table / if_index: per vnet on 12/13, global on 14."""
-        w, m = self.w, self.m
         if self.global_index:
             every = {}
             for (jid, name), idx in self.index_of.items():
@@ -653,7 +652,7 @@ class NetBuilder:
                 self._write_index_table(jid, tab)
 
     def _write_index_table(self, jid, tab: dict[int, int]):
-        k, m, w = self.k, self.m, self.w
+        k, m = self.k, self.m
         top = max(tab, default=0)
         lim = 8
         while lim <= top:
@@ -732,7 +731,6 @@ class NetBuilder:
         gens: dict[str, int] = {k_: 0 for k_ in PCBINFOS}
         bulk_truth = self._plan_bulk(jid, st, gens) if st.bulk else None
         freed_left = st.freed_pcbs
-        truth_by_info: dict[str, list[dict]] = {k_: [] for k_ in PCBINFOS}
         states = [0] * len(TCP_STATES)
         for i, (s, a) in enumerate(zip(st.sockets, plan)):
             info = s.proto
@@ -880,7 +878,7 @@ class NetBuilder:
         return f, (ltxt, lzone, lzname, ftxt, vflag, flags, ip_p)
 
     def _write_pcb(self, jid, vnet, s: SockSpec, a, info_addr, queue, listener_so, idx, st):
-        p, w = self.p, self.w
+        p = self.p
         f, _ = self._pcb_fields(jid, s, a, info_addr, a["so"])
         v6 = s.family in ("6", "46")
         if a["tp"] and a["tp"] == a["inp"]:
@@ -971,7 +969,7 @@ class NetBuilder:
 
     def _queue_fields(self, f, so, queue):
         """sol_comp / sol_incomp TAILQs of the queued sockets (so_list linkage)."""
-        w, m = self.w, self.m
+        w = self.w
         nxt = w.offsetof("struct socket", "so_list.tqe_next")
         prv = w.offsetof("struct socket", "so_list.tqe_prev")
         for qname in ("incomp", "comp"):
@@ -1043,7 +1041,6 @@ class NetBuilder:
         n = st.bulk["count"]
         self._bulk_lists = {"tcp": [], "udp": []}
         self._bulk = []
-        feats = self.features
         counts = {"tcp": 0, "udp": 0}
         states = {}
         nsock = 0
@@ -1082,7 +1079,6 @@ class NetBuilder:
         SO = {k_: w.offsetof("struct socket", k_) for k_ in (
             "so_count", "so_type", "so_state", "so_pcb", "so_vnet", "so_proto", "so_cred",
             "so_gencnt", "so_rcv.sb_ccc", "so_rcv.sb_hiwat", "so_snd.sb_ccc", "so_snd.sb_hiwat")}
-        so_type_sz = w.field("struct socket", "so_type").size
         so_state_sz = w.field("struct socket", "so_state").size
         cred = self.cred(jid)
         proto_tcp = self.protosw("tcp", False, None)

@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 
 from .machine import Machine
-from .pagetables import DMAP_MIN_ADDRESS, DMAP_MAX_ADDRESS, KERNBASE
+from .pagetables import KERNBASE
 from .physmem import GiB, MiB, PAGE_SIZE, round_page
 
 U64 = 0xFFFFFFFFFFFFFFFF
@@ -653,7 +653,7 @@ class Builder:
 
     def _write_prison(self, j: JailSpec, addrs, children, desc, cpusets, *,
                       allow_value: int | None = None, flags: int | None = None) -> dict:
-        m, w = self.m, self.w
+        w = self.w
         a = addrs[j.jid]
         if flags is None:
             flags = PR_HOST
@@ -748,7 +748,7 @@ class Builder:
             w.write_global("dumping", 1)
 
     def _build_msgbuf(self) -> dict:
-        m, w, s = self.m, self.w, self.s
+        m, w = self.m, self.w
         msz = w.sizeof("struct msgbuf")
         region_va = m.dmap(m.msgbuf_pa)
         size = m.msgbuf_region_size - msz

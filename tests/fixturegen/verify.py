@@ -46,7 +46,6 @@ class MiniReader:
         self.rank = {}
         r = 0
         b = self.bits
-        pos = 0
         while b:
             low = b & -b
             idx = low.bit_length() - 1

@@ -441,7 +441,6 @@ def _net_walk(prog, truth):
         p = int(p)
         return sum(prog.read_u64((p + o) & U64) for o in offs) & U64 if p else 0
 
-    start = prog.symbol("__start_set_vnet").address
 
     def vvar(vnet, name):
         v = prog.object("vnet_entry_" + name)
@@ -451,7 +450,6 @@ def _net_walk(prog, truth):
     def ip6(raw):
         return str(ipaddress.IPv6Address(bytes(raw)))
 
-    stacks = {s["vnet"]: s for s in net["stacks"]}
     vnets = []
     v = prog["vnet_head"].lh_first.read_()
     while v:
@@ -499,7 +497,6 @@ def _net_walk(prog, truth):
                     ia = cast("struct in_ifaddr *", ifa)
                     a = str(ipaddress.IPv4Address(prog.read(ia.ia_addr.sin_addr.address_, 4)))
                     mask = ipaddress.IPv4Address(prog.read(ia.ia_sockmask.sin_addr.address_, 4))
-                    bc = ia.ia_dstaddr.sin_addr.s_addr.value_()
                     bcs = str(ipaddress.IPv4Address(prog.read(ia.ia_dstaddr.sin_addr.address_, 4))) \
                         if ia.ia_dstaddr.sin_len.value_() else None
                     addrs.append({"family": "inet", "addr": a, "netmask": str(mask), "broadcast": bcs,
