@@ -9,7 +9,6 @@ the DDB argument).  Usage errors exit 2 (argparse's convention).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Callable
@@ -191,11 +190,6 @@ def _stdout() -> None:
         sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[attr-defined]
     except (AttributeError, ValueError):
         pass
-
-
-def emit_json(obj, fmt: str) -> None:
-    text = json.dumps(obj, indent=2 if fmt == "json-pretty" else None, ensure_ascii=False)
-    sys.stdout.write(text + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

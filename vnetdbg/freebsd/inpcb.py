@@ -30,7 +30,6 @@ report beats none).
 
 from __future__ import annotations
 
-import mmap
 import struct
 from typing import Iterator
 
@@ -275,22 +274,9 @@ _RELEASE_EVERY = 2048           # block loads (128 MiB) between dropping mapped 
 
 
 def _mapped_page_releaser(target: Target):
-    """A callable that drops this process's mappings of the dump pages read so far (the
-    data stays in the page cache; a later read faults it back in), or None when the
-    memory source is not an mmap.  Without it, listing a million pcbs would leave every
-    touched page of the core resident in our RSS."""
-    mm = getattr(getattr(target, "memory", None), "_mm", None)
-    advice = getattr(mmap, "MADV_DONTNEED", None)
-    if not isinstance(mm, mmap.mmap) or advice is None:
-        return None
-
-    def release() -> None:
-        try:
-            if not mm.closed:
-                mm.madvise(advice)
-        except (OSError, ValueError):
-            pass
-    return release
+    """The memory source's ``drop_cached_pages`` (None when it has none): without it,
+    listing a million pcbs would leave every touched page of the core in our RSS."""
+    return getattr(target.memory, "drop_cached_pages", None)
 
 
 class _ChunkReader:
@@ -602,12 +588,10 @@ class _SocketReader:
 def interface_names(target: Target, vnet_address: int | None,
                     problems: list[str]) -> dict[int, str]:
     """ifindex -> name for the stack's interfaces (``V_ifnet``), for ``fe80::1%lo0``."""
-    from .queue import list_entries
-    from .vnet import vnet_var
+    from .ifnet import for_each_ifnet
     names: dict[int, str] = {}
     try:
-        head = vnet_var(target, "ifnet", vnet_address)
-        for ifp in list_entries(head, "if_link", what="V_ifnet", problems=problems):
+        for ifp in for_each_ifnet(target, vnet_address, problems):
             try:
                 names[ifp.member("if_index").value_()] = ifp.member("if_xname").string()
             except (FaultError, LookupError, VnetdbgError):

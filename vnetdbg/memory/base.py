@@ -33,6 +33,9 @@ class MemorySource(Protocol):
     def close(self) -> None:
         ...
 
+    # Optional: ``drop_cached_pages()`` -- sources that mmap their file let long walks
+    # drop the pages mapped so far, so RSS stays bounded (``paged.drop_mapped_pages``).
+
     # Optional methods (not every source has them; look them up with getattr):
     #
     # def attach_symbols(self, lookup: Callable[[str], int | None]) -> None:

@@ -20,7 +20,7 @@ from bisect import bisect_right
 
 from vnetdbg.errors import FaultError, FormatError
 from vnetdbg.memory.pagetables import X86KernelPageTables
-from vnetdbg.memory.paged import read_mapped
+from vnetdbg.memory.paged import drop_mapped_pages, read_mapped
 
 NAME = "ELF full dump"
 
@@ -197,6 +197,9 @@ class ELFFullDump:
              "physical-bytes": sum(ld[1] for ld in self._loads)}
         d.update(self.tables.describe())
         return d
+
+    def drop_cached_pages(self) -> None:
+        drop_mapped_pages(self._mm)
 
     def close(self) -> None:
         if not self._mm.closed:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 from vnetdbg.errors import FaultError, FormatError
-from vnetdbg.memory.paged import read_mapped
+from vnetdbg.memory.paged import drop_mapped_pages, read_mapped
 
 NAME = "amd64 minidump"
 MAGIC = b"minidump FreeBSD/amd64"
@@ -434,6 +434,9 @@ class AMD64Minidump:
             "dmapend": self.dmapend,
             "msgbuf-size": self.msgbufsize,
         }
+
+    def drop_cached_pages(self) -> None:
+        drop_mapped_pages(self._mm)
 
     def close(self) -> None:
         if self._mm.closed:

@@ -26,7 +26,7 @@ from itertools import accumulate
 
 from vnetdbg.errors import FaultError, FormatError
 from vnetdbg.memory.minidump_amd64 import bit_is_set, build_rank_index, rank
-from vnetdbg.memory.paged import read_mapped
+from vnetdbg.memory.paged import drop_mapped_pages, read_mapped
 
 NAME = "arm64 minidump"
 MAGIC = b"minidump FreeBSD/arm64"
@@ -298,6 +298,9 @@ class SparseMinidump:
     @property
     def kernbase(self) -> int:
         return self.header.kernbase
+
+    def drop_cached_pages(self) -> None:
+        drop_mapped_pages(self._mm)
 
     def close(self) -> None:
         if self._mm.closed:

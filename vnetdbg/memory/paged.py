@@ -13,7 +13,22 @@ space (``keep_fault_address``).
 
 from __future__ import annotations
 
+import mmap
+
 from vnetdbg.errors import FaultError
+
+
+def drop_mapped_pages(mm: mmap.mmap) -> None:
+    """Drop this process's mappings of the file pages read so far.  The data stays in
+    the page cache and a later read faults it back in; a long walk over a big core
+    (a million pcbs) otherwise keeps every page it touched in our RSS."""
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None or mm.closed:
+        return
+    try:
+        mm.madvise(advice)
+    except (OSError, ValueError):
+        pass
 
 
 def read_paged(address: int, size: int, page_size: int, fetch=None, *, mm=None,

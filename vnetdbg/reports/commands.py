@@ -6,6 +6,7 @@ the CLI prints them as warnings after the (partial) report.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from . import ddb_prison, info as info_report, jls as jls_report
 
 
 @contextmanager
-def _session(args):
+def session_for(args):
     cores = os.path.join(args.cache_dir, "cores") if args.cache_dir else None
     source = Source(core=args.core, mem=args.mem, phys=args.phys, cache_dir=cores,
                     max_uncompressed=args.max_uncompressed)
@@ -33,16 +34,17 @@ def _session(args):
         session.close()
 
 
-def _write_lines(lines) -> None:
+def write_lines(lines) -> None:
     out = sys.stdout
     for line in lines:
         out.write(line)
         out.write("\n")
 
 
-def _emit_json(obj, args) -> None:
-    from ..cli import emit_json
-    emit_json(obj, args.output)
+def emit_json(obj, args) -> None:
+    """JSON output: compact, or indented for ``json-pretty``; kernel strings stay bytes."""
+    indent = 2 if args.output == "json-pretty" else None
+    sys.stdout.write(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
 def _jls_form(args, params) -> str:
@@ -56,23 +58,23 @@ def _jls_form(args, params) -> str:
 
 def jls(args) -> list[str]:
     problems: list[str] = []
-    with _session(args) as session:
+    with session_for(args) as session:
         prisons = all_prisons(session.target, problems)
     params = list(args.words) or None
     form = _jls_form(args, params)
     try:
         jails = jls_report.select(prisons, args.jail, include_dying=args.dying)
         if args.output != "text":
-            _emit_json(jls_report.to_json(jails, form, params=params,
+            emit_json(jls_report.to_json(jails, form, params=params,
                                           name_value=args.name_value, skip=args.skip), args)
         elif form == "params":
-            _write_lines(jls_report.param_lines(jails, params, header=args.header,
+            write_lines(jls_report.param_lines(jails, params, header=args.header,
                                                 name_value=args.name_value,
                                                 quote=args.quote, skip=args.skip))
         elif form == "verbose":
-            _write_lines(jls_report.verbose_lines(jails))
+            write_lines(jls_report.verbose_lines(jails))
         else:
-            _write_lines(jls_report.default_lines(jails, by_name=args.by_name))
+            write_lines(jls_report.default_lines(jails, by_name=args.by_name))
     except (jls_report.JailNotFound, jls_report.UnknownParameter) as e:
         raise VnetdbgError(str(e)) from None
     return problems
@@ -109,31 +111,31 @@ def show(args) -> list[str]:
     if len(words) > 2:
         raise VnetdbgError("usage: show prison [JID|ADDR]")
     problems: list[str] = []
-    with _session(args) as session:
+    with session_for(args) as session:
         prisons = all_prisons(session.target, problems)
         vimage = session.target.has_symbol("sysctl___kern_features_vimage")
     if args.output != "text":
         chosen = [_prison_by_arg(prisons, words[1])] if len(words) == 2 else prisons
-        _emit_json({"prison-information": {"prison": [asdict(p) for p in chosen]}}, args)
+        emit_json({"prison-information": {"prison": [asdict(p) for p in chosen]}}, args)
     elif len(words) == 2:
-        _write_lines(ddb_prison.show_prison_lines(_prison_by_arg(prisons, words[1]),
+        write_lines(ddb_prison.show_prison_lines(_prison_by_arg(prisons, words[1]),
                                                   vimage=vimage))
     else:
-        _write_lines(ddb_prison.show_all_prisons_lines(prisons[0], prisons[1:], vimage=vimage))
+        write_lines(ddb_prison.show_all_prisons_lines(prisons[0], prisons[1:], vimage=vimage))
     return problems
 
 
 def info(args) -> list[str]:
     if args.words:
         raise VnetdbgError(f"info: unexpected argument {args.words[0]!r}")
-    with _session(args) as session:
+    with session_for(args) as session:
         already = len(session.warnings)
         facts = info_report.gather(session, args.lines)
         problems = session.warnings[already:]
         if args.output != "text":
-            _emit_json(facts, args)
+            emit_json(facts, args)
         else:
-            _write_lines(info_report.text_lines(facts, session.match.describe()))
+            write_lines(info_report.text_lines(facts, session.match.describe()))
     return problems
 
 
@@ -141,13 +143,13 @@ def dmesg(args) -> list[str]:
     if args.words:
         raise VnetdbgError(f"dmesg: unexpected argument {args.words[0]!r}")
     problems: list[str] = []
-    with _session(args) as session:
+    with session_for(args) as session:
         data = msgbuf_bytes(session.target)
         mismatch = cross_check(session.target, session.memory.msgbuf_region())
         if mismatch:
             problems.append(mismatch)
     if args.output != "text":
-        _emit_json({"message-buffer": data.decode("utf-8", "surrogateescape")}, args)
+        emit_json({"message-buffer": data.decode("utf-8", "surrogateescape")}, args)
     else:
         sys.stdout.write(data.decode("utf-8", "surrogateescape"))
     return problems

@@ -19,7 +19,7 @@ from ..errors import VnetdbgError
 from ..freebsd.jail import all_prisons
 from ..freebsd.vnet import all_vnets, expected_magic, has_vimage, vnet_info
 from . import vnets as vnets_report
-from .commands import _emit_json, _session, _write_lines
+from .commands import emit_json, session_for, write_lines
 from .scope import select_stacks
 
 
@@ -36,15 +36,15 @@ def vnets(args) -> list[str]:
     if args.words:
         raise VnetdbgError(f"vnets: unexpected argument {args.words[0]!r}")
     problems: list[str] = []
-    with _session(args) as session:
+    with session_for(args) as session:
         target = session.target
         vimage = has_vimage(target)
         # without VIMAGE there is no struct vnet and no vnet_head: an empty table
         stacks = all_vnets(target, all_prisons(target, problems), problems) if vimage else []
     if args.output != "text":
-        _emit_json(vnets_report.to_json(stacks), args)
+        emit_json(vnets_report.to_json(stacks), args)
     else:
-        _write_lines(vnets_report.table_lines(stacks))
+        write_lines(vnets_report.table_lines(stacks))
     if not vimage:
         _no_vimage_note()
     return problems
@@ -53,13 +53,13 @@ def vnets(args) -> list[str]:
 def show_vnets(args, words: list[str]) -> list[str]:
     """``show vnets`` / ``show all vnets`` / ``show vnet ADDR``."""
     problems: list[str] = []
-    with _session(args) as session:
+    with session_for(args) as session:
         target = session.target
         new_style = target.type("struct vnet").has_member("vnet_shutdown")
         magic = expected_magic(target)
         if words[0] == "vnet":
             if len(words) != 2:
-                _write_lines(["usage: show vnet <struct vnet *>"])
+                write_lines(["usage: show vnet <struct vnet *>"])
                 return problems
             try:
                 address = int(words[1], 16)
@@ -72,10 +72,10 @@ def show_vnets(args, words: list[str]) -> list[str]:
         else:
             stacks = all_vnets(target, all_prisons(target, problems), problems)
         if args.output != "text":
-            _emit_json(vnets_report.to_json(stacks), args)
+            emit_json(vnets_report.to_json(stacks), args)
         else:
             for v in stacks:
-                _write_lines(vnets_report.ddb_lines(v, magic, new_style=new_style))
+                write_lines(vnets_report.ddb_lines(v, magic, new_style=new_style))
         if words[0] != "vnet" and not has_vimage(target):
             _no_vimage_note()
     return problems
@@ -83,7 +83,7 @@ def show_vnets(args, words: list[str]) -> list[str]:
 
 def _run(args, mode, opts) -> list[str]:
     problems: list[str] = []
-    with _session(args) as session:
+    with session_for(args) as session:
         target = session.target
         stacks, single = select_stacks(target, jail=args.jail, vnet=args.vnet,
                                        problems=problems)
@@ -94,7 +94,7 @@ def _run(args, mode, opts) -> list[str]:
                     record.update(stack.keys())
                     items.append(record)
             container, listname = mode.JSON_PATH
-            _emit_json({container: {listname: items}}, args)
+            emit_json({container: {listname: items}}, args)
             return problems
         out = sys.stdout
         shown = 0
