@@ -45,6 +45,7 @@ from typing import Iterator
 
 from ..errors import VnetdbgError
 from ..freebsd import inpcb as P
+from ..freebsd.sockaddr import inet_ntop6
 from ..freebsd.vnet import has_vimage, vnet_var_address
 
 JSON_PATH = ("statistics", "socket")
@@ -115,49 +116,6 @@ def inet_lnaof(b: bytes) -> int:
     if i & 0xC0000000 == 0x80000000:
         return i & 0x0000FFFF
     return i & 0x000000FF
-
-
-def inet_ntop6(b: bytes) -> str:
-    """inet_ntop(AF_INET6) as FreeBSD's libc writes it (BIND's algorithm): the longest
-    run of two or more zero words becomes ``::`` (the first of equal runs), hex in lower
-    case, and ``::a.b.c.d`` / ``::ffff:a.b.c.d`` for IPv4-compatible/mapped addresses."""
-    words = [(b[i] << 8) | b[i + 1] for i in range(0, 16, 2)]
-    best_base, best_len, cur_base, cur_len = -1, 0, -1, 0
-    for i, w in enumerate(words):
-        if w == 0:
-            if cur_base < 0:
-                cur_base, cur_len = i, 1
-            else:
-                cur_len += 1
-        elif cur_base >= 0:
-            if best_base < 0 or cur_len > best_len:
-                best_base, best_len = cur_base, cur_len
-            cur_base = -1
-    if cur_base >= 0 and (best_base < 0 or cur_len > best_len):
-        best_base, best_len = cur_base, cur_len
-    if best_len < 2:
-        best_base = -1
-    out = []
-    i = 0
-    while i < 8:
-        if best_base >= 0 and best_base <= i < best_base + best_len:
-            if i == best_base:
-                out.append(":")
-            i += 1
-            continue
-        if i:
-            out.append(":")
-        if (i == 6 and best_base == 0 and
-                (best_len == 6 or (best_len == 7 and words[7] != 1) or
-                 (best_len == 5 and words[5] == 0xFFFF))):
-            out.append(inet_ntoa(b[12:16]))
-            i = 8
-            break
-        out.append(f"{words[i]:x}")
-        i += 1
-    if best_base >= 0 and best_base + best_len == 8:
-        out.append(":")
-    return "".join(out)
 
 
 def inet6name(b: bytes, ifnames) -> str:
